@@ -1,0 +1,58 @@
+"""The one error hierarchy of caffe2tf.
+
+Every problem caused by the user's input is a :class:`Caffe2TFError` whose
+``str()`` is a single line naming the file and the line or layer. The CLI turns
+these into that line on stderr and exit status 2; nothing else may escape the
+reader on bad input.
+"""
+from __future__ import annotations
+
+
+class Caffe2TFError(Exception):
+    """Bad input: a one-line, user-facing message."""
+
+    def __init__(self, message: str, *, file: str | None = None, line: int | None = None,
+                 column: int | None = None, layer: str | None = None) -> None:
+        self.message = message
+        self.file = file
+        self.line = line
+        self.column = column
+        self.layer = layer
+        super().__init__(self.format())
+
+    def format(self) -> str:
+        where = ""
+        if self.file:
+            where = str(self.file)
+            if self.line is not None:
+                where += f":{self.line}"
+                if self.column is not None:
+                    where += f":{self.column}"
+        parts = [p for p in (where, f"layer '{self.layer}'" if self.layer else "") if p]
+        prefix = ", ".join(parts)
+        msg = " ".join(self.message.split())  # always one line
+        return f"{prefix}: {msg}" if prefix else msg
+
+
+class PrototxtError(Caffe2TFError):
+    """The network definition cannot be parsed or is inconsistent."""
+
+
+class WeightsError(Caffe2TFError):
+    """The caffemodel cannot be read or does not fit the network."""
+
+
+class ShapeError(Caffe2TFError):
+    """A layer's parameters do not fit its inputs."""
+
+
+class UnsupportedLayerError(Caffe2TFError):
+    """The network uses layer types caffe2tf cannot convert (all listed at once)."""
+
+
+class ConversionError(Caffe2TFError):
+    """A translator failed on a layer."""
+
+
+class ReferenceError_(Caffe2TFError):
+    """A reference-activation file is malformed."""

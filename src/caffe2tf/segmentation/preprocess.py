@@ -1,0 +1,116 @@
+"""Network-input preprocessing and the resizing helpers of the evaluation protocol.
+
+PSPNet (Caffe) feeds BGR images minus the ImageNet mean, unscaled:
+``x = (image[..., ::-1] - mean_bgr) * scale`` with mean RGB = (123.68, 116.779,
+103.939), i.e. mean BGR = (103.939, 116.779, 123.68), and scale 1. The Keras
+model converted by caffe2tf is NHWC but keeps Caffe's channel order, so the same
+BGR preprocessing applies.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["Preprocessing", "PSPNET_PREPROCESSING", "resize_image", "resize_scores",
+           "scaled_size", "to_net_input"]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How an RGB uint8 image becomes network input.
+
+    ``mean_rgb`` is given in RGB order; with ``bgr=True`` the channels are swapped
+    to BGR first and the mean is subtracted in BGR order, as Caffe sees it.
+    ``scale`` multiplies after the mean subtraction.
+    """
+
+    mean_rgb: tuple[float, float, float] = (123.68, 116.779, 103.939)
+    scale: float = 1.0
+    bgr: bool = True
+
+    @property
+    def mean_input_order(self) -> np.ndarray:
+        """The mean in the network's channel order (BGR when ``bgr``)."""
+        mean = np.asarray(self.mean_rgb, dtype=np.float32)
+        return mean[::-1].copy() if self.bgr else mean
+
+    def to_net_input(self, image_rgb: np.ndarray) -> np.ndarray:
+        """``uint8/float [H, W, 3]`` RGB -> ``float32 [H, W, 3]`` network input.
+
+        Works on a batch ``[N, H, W, 3]`` too. Mean-coloured pixels map to 0, which
+        is why padding with the mean equals zero padding after preprocessing.
+        """
+        image = np.asarray(image_rgb)
+        if image.shape[-1] != 3:
+            raise ValueError(f"expected an RGB image [..., 3], received shape {image.shape}")
+        x = image.astype(np.float32)
+        if self.bgr:
+            x = x[..., ::-1]
+        x = (x - self.mean_input_order) * np.float32(self.scale)
+        return np.ascontiguousarray(x, dtype=np.float32)
+
+
+#: PSPNet's published preprocessing (BGR, ImageNet mean, no scaling).
+PSPNET_PREPROCESSING = Preprocessing()
+
+
+def to_net_input(image_rgb: np.ndarray,
+                 preprocessing: Preprocessing = PSPNET_PREPROCESSING) -> np.ndarray:
+    """``preprocessing.to_net_input(image_rgb)``; PSPNet's preprocessing by default."""
+    return preprocessing.to_net_input(image_rgb)
+
+
+def _round_half_up(x: float) -> int:
+    """MATLAB's ``round`` (half away from zero) for non-negative values."""
+    return int(math.floor(x + 0.5))
+
+
+def scaled_size(height: int, width: int, long_side: float) -> tuple[int, int]:
+    """(h, w) with the long side equal to ``long_side``, keeping the aspect ratio.
+
+    As PSPNet's ``eval_sub.m``: the long side becomes ``long_side`` and the short
+    side ``round(long_side / long * short)`` (at least 1), computed in float32 as
+    MATLAB's ``single`` and rounded half away from zero. A square image counts as
+    wider than tall, like the MATLAB code.
+    """
+    long_side_int = _round_half_up(long_side)
+
+    def short(other: int, long: int) -> int:
+        value = np.float32(long_side_int) / np.float32(long) * np.float32(other)
+        return max(1, _round_half_up(float(value)))
+
+    if height > width:
+        return long_side_int, short(width, height)
+    return short(height, width), long_side_int
+
+
+def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of an ``uint8 [H, W, 3]`` image to ``size = (h, w)``.
+
+    Pillow's bilinear filter widens its support when shrinking (anti-aliasing),
+    like MATLAB's ``imresize(..., 'bilinear')`` that PSPNet's evaluation uses, and
+    returns rounded uint8 values like it.
+    """
+    h, w = size
+    if image.shape[:2] == (h, w):
+        return image
+    return np.asarray(Image.fromarray(image).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def resize_scores(scores: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a ``float32 [H, W, C]`` score map to ``size = (h, w)``.
+
+    Resizes each channel with Pillow's float ("F") mode, the same filter as
+    :func:`resize_image`, so shrinking is anti-aliased as in MATLAB's ``imresize``.
+    """
+    h, w = size
+    if scores.shape[:2] == (h, w):
+        return scores.astype(np.float32, copy=False)
+    out = np.empty((h, w, scores.shape[2]), dtype=np.float32)
+    for c in range(scores.shape[2]):
+        channel = Image.fromarray(np.ascontiguousarray(scores[:, :, c], dtype=np.float32), "F")
+        out[:, :, c] = np.asarray(channel.resize((w, h), Image.Resampling.BILINEAR))
+    return out

@@ -1,0 +1,1 @@
+"""Verification: a NumPy Caffe-semantics reference executor, reference files, comparisons."""
