@@ -1,0 +1,40 @@
+# caffe2tf — the two Quick start commands are `make demo` and `make test`.
+# Each creates its own virtual environment (.venv) on first use.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+DEMO   ?= out/demo
+
+.PHONY: demo test test-fast install browser bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[app,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+# Debian's chromium for the browser tests (Playwright drives it; nothing downloads a browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing and not root: browser tests will be skipped"; fi; }
+
+# Convert the bundled example, verify it layer by layer, segment a photo and evaluate.
+demo: $(VENV)/.installed
+	bash examples/demo.sh $(DEMO)
+
+test: $(VENV)/.installed browser
+	$(PY) -m pytest -q -ra
+
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -ra -m "not slow and not browser"
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/read_caffemodel.py
+	$(PY) benchmarks/convert_pspnet.py
+
+clean:
+	rm -rf $(VENV) out tests/.cache tests/.artifacts

@@ -1,0 +1,91 @@
+"""`caffe2tf convert`: prototxt + caffemodel -> OUT/{model.keras, saved_model/, conversion.json}."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, parse_input_shapes
+
+
+def parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of numbers", param_hint=what) from None
+
+
+@click.command()
+@click.argument("prototxt", type=click.Path(dir_okay=False))
+@click.argument("caffemodel", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write (must not exist unless --force).")
+@click.option("--force", is_flag=True, help="Replace OUT if it exists.")
+@click.option("--fold/--no-fold", default=True, show_default=True,
+              help="Fold BatchNorm/BN/Scale/Bias into the preceding conv or inner product.")
+@click.option("--input-layout", type=click.Choice(["nhwc", "nchw"]), default="nhwc", show_default=True,
+              help="Layout the exported model accepts: nchw transposes once at the boundary.")
+@input_shape_option
+@ignore_unknown_option
+@click.option("--plugin", "plugins", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="Python file registering translators for custom layer types (see docs/adding_a_layer.md).")
+@click.option("--mean", help="Per-channel mean to record for preprocessing, net channel order, e.g. 103.939,116.779,123.68.")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Input scale to record for preprocessing.")
+@click.option("--bgr/--rgb", default=True, show_default=True, help="Channel order the net expects.")
+@click.option("--verify", is_flag=True,
+              help="After converting, diff every layer against the built-in Caffe reference on a random input; "
+                   "exit 1 (report written to OUT/verification.html) if any layer is out of tolerance.")
+@click.option("--no-saved-model", is_flag=True, help="Write only model.keras (faster).")
+def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: bool, input_layout: str,
+            input_shapes: tuple[str, ...], ignore_unknown_fields: bool, plugins: tuple[str, ...],
+            mean: str | None, scale: float, bgr: bool, verify: bool, no_saved_model: bool) -> None:
+    """Convert a Caffe model to Keras and TensorFlow SavedModel.
+
+    Writes OUT/model.keras, OUT/saved_model/ (serving_default signature) and
+    OUT/conversion.json (inputs, outputs, and the Keras tensor holding every Caffe
+    layer output). OUT appears complete or not at all.
+    """
+    from tqdm import tqdm
+
+    from caffe2tf.converter.convert import Preprocessing, convert as run_convert
+
+    stages = ["read", "fold", "build", "save"] + (["verify"] if verify else [])
+    bar = tqdm(total=len(stages), desc="convert", unit="stage", leave=False,
+               bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed}")
+
+    def progress(name: str) -> None:
+        if bar.n < len(stages) and bar.desc != "convert":
+            bar.update(1)
+        bar.set_description(name)
+
+    verifier = None
+    if verify:
+        from caffe2tf.verification.diff import verify_conversion
+
+        def verifier(graph, tmp_dir):
+            return verify_conversion(graph, out_dir=tmp_dir, fold=fold, input_layout=input_layout)
+
+    try:
+        result = run_convert(prototxt, caffemodel, out_dir, fold=fold, input_layout=input_layout,
+                             input_shapes=parse_input_shapes(input_shapes), force=force,
+                             allow_unknown_fields=ignore_unknown_fields, plugins=plugins,
+                             preprocessing=Preprocessing(mean=parse_floats(mean, "--mean"), scale=scale, bgr=bgr),
+                             save_saved_model=not no_saved_model, progress=progress, verify=verifier)
+    finally:
+        bar.close()
+    rec = result.record
+    t = result.timings
+    click.echo(f"converted {rec['name']}: {len(rec['layers'])} Caffe layers"
+               + (f", {sum(len(v) for v in rec['folds'].values())} folded" if rec["folds"] else "")
+               + f" -> {result.out_dir}")
+    click.echo("  " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
+    for io in ("inputs", "outputs"):
+        click.echo(f"  {io}: " + ", ".join(f"{x['blob']} {'x'.join(map(str, x['keras_shape']))}" for x in rec[io]))
+    report = result.verification
+    if report is not None:
+        ok = getattr(report, "ok", True)
+        click.echo(f"  verify: {getattr(report, 'verdict', report)}")
+        if not ok:
+            raise SystemExit(1)

@@ -1,0 +1,77 @@
+"""`caffe2tf inspect`: one row per layer with shapes, parameters and multiply-adds."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import click
+
+from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, parse_input_shapes
+
+
+def _supported_types() -> set[str] | None:
+    try:
+        from caffe2tf.layer_mappings.registry import supported_types
+    except ImportError:  # translators not installed: judge by shape rules alone
+        return None
+    return set(supported_types())
+
+
+def _human(n: int) -> str:
+    for unit, div in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+@click.command()
+@click.argument("prototxt", type=click.Path(dir_okay=False))
+@click.argument("caffemodel", type=click.Path(dir_okay=False), required=False)
+@input_shape_option
+@ignore_unknown_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON record per layer instead of a table.")
+def inspect(prototxt: str, caffemodel: str | None, input_shapes: tuple[str, ...],
+            ignore_unknown_fields: bool, as_json: bool) -> None:
+    """Show a Caffe net layer by layer: type, inputs -> outputs, NCHW output shape,
+    parameter count and multiply-adds, with totals. Unsupported layer types are
+    listed first."""
+    from caffe2tf.converter.reader import load_net
+    from caffe2tf.converter.summary import summarize
+
+    graph = load_net(prototxt, caffemodel, input_shapes=parse_input_shapes(input_shapes),
+                     allow_unknown_fields=ignore_unknown_fields)
+    rows = summarize(graph, _supported_types())
+    unsupported: dict[str, list[str]] = {}
+    for r in rows:
+        if not r.supported:
+            unsupported.setdefault(r.type, []).append(r.name)
+    if as_json:
+        click.echo(json.dumps({
+            "name": graph.name,
+            "inputs": [graph.values[v].blob for v in graph.inputs],
+            "outputs": [graph.values[v].blob for v in graph.outputs],
+            "unsupported": unsupported,
+            "total_params": sum(r.params for r in rows),
+            "total_macs": sum(r.macs for r in rows),
+            "layers": [r.to_json() for r in rows],
+        }, indent=1))
+        return
+    if unsupported:
+        click.secho(f"{len(unsupported)} unsupported layer type(s):", fg="red", bold=True)
+        for t, names in unsupported.items():
+            click.echo(f"  {t}: {', '.join(names[:8])}{' ...' if len(names) > 8 else ''}")
+        click.echo()
+    width = shutil.get_terminal_size((120, 20)).columns
+    name_w = max(12, min(32, max(len(r.name) for r in rows)))
+    header = f"{'layer':<{name_w}} {'type':<14} {'output shape':<20} {'params':>9} {'MACs':>9}  inputs -> outputs"
+    click.echo(header[:width])
+    click.echo("-" * min(len(header) + 10, width))
+    for r in rows:
+        shape = "; ".join("x".join(map(str, s)) if s else "?" for s in r.output_shapes) or "-"
+        flow = f"{', '.join(r.inputs) or '-'} -> {', '.join(r.outputs) or '-'}"
+        line = (f"{r.name[:name_w]:<{name_w}} {r.type[:14]:<14} {shape:<20} {_human(r.params):>9} "
+                f"{_human(r.macs):>9}  {flow}")
+        click.secho(line[:width], fg=None if r.supported else "red")
+    click.echo("-" * min(len(header) + 10, width))
+    click.echo(f"{len(rows)} layers, {_human(sum(r.params for r in rows))} parameters, "
+               f"{_human(sum(r.macs for r in rows))} multiply-adds")
