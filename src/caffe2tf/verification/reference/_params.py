@@ -24,7 +24,7 @@ def canonical_axis(node: Node, axis: int, ndim: int, *, allow_end: bool = False)
 
 def f32(x: np.ndarray) -> np.ndarray:
     """Cast to a C-contiguous float32 array (the dtype of every Caffe blob)."""
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return np.asarray(x, dtype=np.float32, order="C")
 
 
 @dataclass(frozen=True)
