@@ -34,16 +34,17 @@ index  name      ADE20K classes (ADE20K index)
 
 Palette
 -------
-:func:`make_palette` is deterministic: the PASCAL VOC bit-interleaving palette for
-the first 256 indices (all distinct), then golden-ratio hues for any beyond.
+:func:`make_palette` is deterministic: PASCAL VOC's bit-interleaving palette shifted
+by one, so every class colour is distinct and none is black (black = ignored).
 """
 from __future__ import annotations
 
-import colorsys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from caffe2tf.segmentation.errors import SegmentationInputError
 
 IGNORE_INDEX = 255
 
@@ -75,10 +76,10 @@ def _read_names(text: str, source: str) -> list[str]:
     names = [line.strip() for line in text.splitlines()]
     names = [n for n in names if n and not n.startswith("#")]
     if not names:
-        raise ValueError(f"{source}: no class names found")
+        raise SegmentationInputError("no class names found", file=source)
     if len(set(names)) != len(names):
         dupes = sorted({n for n in names if names.count(n) > 1})
-        raise ValueError(f"{source}: duplicate class names {dupes}")
+        raise SegmentationInputError(f"duplicate class names {dupes}", file=source)
     return names
 
 
@@ -91,7 +92,8 @@ def load_class_names(path_or_name: str | Path) -> list[str]:
     """Class names from a built-in set (``"ade20k"``, ``"indoor"``) or a text file.
 
     A file holds one name per line; blank lines and lines starting with ``#`` are
-    skipped. Line order is class index order.
+    skipped. Line order is class index order. A missing, empty or duplicated list
+    raises :class:`~caffe2tf.segmentation.errors.SegmentationInputError`.
     """
     key = str(path_or_name)
     if key.lower() == "ade20k":
@@ -100,8 +102,8 @@ def load_class_names(path_or_name: str | Path) -> list[str]:
         return list(INDOOR_CLASSES)
     path = Path(path_or_name)
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such class-name file (built-in sets: {', '.join(_BUILTIN)})")
+        raise SegmentationInputError(
+            f"no such class-name file (built-in sets: {', '.join(_BUILTIN)})", file=str(path))
     return _read_names(path.read_text("utf-8"), str(path))
 
 
@@ -153,7 +155,7 @@ def ade20k_annotation_to_index(annotation: np.ndarray,
 def _voc_colour(index: int) -> tuple[int, int, int]:
     r = g = b = 0
     c = index
-    for shift in range(7, -1, -1):
+    for shift in range(7, -1, -1):  # bits 0,1,2 of each triple go to the top bits first
         r |= ((c >> 0) & 1) << shift
         g |= ((c >> 1) & 1) << shift
         b |= ((c >> 2) & 1) << shift
@@ -162,18 +164,13 @@ def _voc_colour(index: int) -> tuple[int, int, int]:
 
 
 def make_palette(num_classes: int) -> np.ndarray:
-    """Deterministic ``uint8[num_classes, 3]`` RGB palette with distinct rows."""
-    if num_classes < 0:
-        raise ValueError(f"make_palette: num_classes must be >= 0, received {num_classes}")
-    colours: list[tuple[int, int, int]] = [_voc_colour(i) for i in range(min(num_classes, 256))]
-    seen = set(colours)
-    hue = 0.0
-    while len(colours) < num_classes:
-        hue = (hue + 0.618033988749895) % 1.0
-        sat = 0.55 + 0.4 * ((len(colours) * 7) % 10) / 10
-        val = 0.6 + 0.35 * ((len(colours) * 3) % 10) / 10
-        rgb = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(hue, sat, val))
-        if rgb not in seen:
-            seen.add(rgb)  # type: ignore[arg-type]
-            colours.append(rgb)  # type: ignore[arg-type]
-    return np.array(colours, dtype=np.uint8).reshape(num_classes, 3)
+    """Deterministic ``uint8[num_classes, 3]`` RGB palette with distinct, non-black rows.
+
+    Class ``i`` gets PASCAL VOC's bit-interleaved colour number ``i + 1`` (VOC's 0 is
+    black, which is kept for ignored pixels). The map is injective below 2**24.
+    """
+    if not 0 <= num_classes < 2 ** 24 - 1:
+        raise ValueError(f"make_palette: num_classes must be in [0, 2**24 - 1), "
+                         f"received {num_classes}")
+    return np.array([_voc_colour(i + 1) for i in range(num_classes)],
+                    dtype=np.uint8).reshape(num_classes, 3)

@@ -141,7 +141,7 @@ class ConfusionMatrix:
                                  f"(ignore_index={self.ignore_index})")
         self.matrix += np.bincount(gt * c + pred, minlength=c * c).reshape(c, c)
 
-    def merge(self, other: "ConfusionMatrix") -> None:
+    def merge(self, other: ConfusionMatrix) -> None:
         """Add another matrix of the same size (e.g. from a parallel worker)."""
         if other.num_classes != self.num_classes:
             raise ValueError("cannot merge confusion matrices of different sizes")
