@@ -23,15 +23,20 @@ class Caffe2TFError(Exception):
     def format(self) -> str:
         where = ""
         if self.file:
-            where = str(self.file)
+            where = _printable(str(self.file))
             if self.line is not None:
                 where += f":{self.line}"
                 if self.column is not None:
                     where += f":{self.column}"
-        parts = [p for p in (where, f"layer '{self.layer}'" if self.layer else "") if p]
+        parts = [p for p in (where, f"layer '{_printable(self.layer)}'" if self.layer else "") if p]
         prefix = ", ".join(parts)
         msg = " ".join(self.message.split())  # always one line
         return f"{prefix}: {msg}" if prefix else msg
+
+
+def _printable(name: str) -> str:
+    """A file or layer name with control characters (a newline in a layer name) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 class PrototxtError(Caffe2TFError):

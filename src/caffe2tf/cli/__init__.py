@@ -8,12 +8,16 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import os
 import sys
 
 import click
 
 from caffe2tf import __version__
 from caffe2tf.errors import Caffe2TFError
+
+# TensorFlow's C++ start-up chatter is not for our users (set the variable to see it).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # command name -> "module:function" (imported on demand)
 COMMANDS: dict[str, str] = {

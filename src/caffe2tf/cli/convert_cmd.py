@@ -53,12 +53,12 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
 
     stages = ["read", "fold", "build", "save"] + (["verify"] if verify else [])
     bar = tqdm(total=len(stages), desc="convert", unit="stage", leave=False,
-               bar_format="{desc}: {n_fmt}/{total_fmt} {bar} {elapsed}")
+               bar_format="{desc}{n_fmt}/{total_fmt} |{bar:20}| {elapsed}")
 
     def progress(name: str) -> None:
-        if bar.n < len(stages) and bar.desc != "convert":
+        if name != stages[0]:
             bar.update(1)
-        bar.set_description(name)
+        bar.set_description(f"convert: {name}")
 
     verifier = None
     if verify:

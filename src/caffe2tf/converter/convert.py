@@ -136,6 +136,11 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, o
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; pass --force to replace it", file=str(out))
     timings: dict[str, float] = {}
+    if plugins:  # before reading: a plug-in may register shape rules as well as translators
+        from caffe2tf.layer_mappings import registry
+
+        for plugin in plugins:
+            registry.load_plugin(plugin)
     with _stage(timings, "read", progress):
         original = load_net(prototxt, caffemodel, input_shapes=input_shapes, allow_unknown_fields=allow_unknown_fields)
     with _stage(timings, "fold", progress):
@@ -144,8 +149,6 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, o
         from caffe2tf.converter.build import build_keras_model
         from caffe2tf.layer_mappings import registry
 
-        for plugin in plugins:
-            registry.load_plugin(plugin)
         registry.check_supported(graph)
         build = build_keras_model(graph, input_layout=input_layout, outputs="graph")
     record = conversion_record(original, graph, build, input_layout=input_layout, fold=fold,

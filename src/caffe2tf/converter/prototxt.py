@@ -101,29 +101,45 @@ def parse_prototxt_text(text: str, path: str = "<prototxt>", *, allow_unknown_fi
         text_format.Parse(text, net)
     except text_format.ParseError as exc:
         line, col, msg = _split_location(exc)
-        unknown = "has no field named" in msg or "no value named" in msg
-        if unknown and allow_unknown_fields:
-            log.warning("%s:%s: ignoring a field our schema does not know (%s)", path, line, msg)
+        if "has no field named" in msg and allow_unknown_fields:
+            layer = _layer_at(blocks, line) if line else None
+            log.warning("%s:%s%s: ignoring a field our schema does not know (%s)",
+                        path, line, f", layer '{layer}'" if layer else "", msg)
             net = caffe_pb2.NetParameter()
             try:
                 text_format.Parse(text, net, allow_unknown_field=True)
             except text_format.ParseError as exc2:
-                line, col, msg = _split_location(exc2)
-                raise PrototxtError(f"syntax error: {msg}", file=path, line=line, column=col) from None
-        elif unknown:
-            layer = _layer_at(blocks, line) if line else None
-            field = re.search(r'named "([^"]+)"', msg)
-            what = f"unknown field '{field.group(1)}'" if field else msg
-            raise PrototxtError(
-                f"{what} ({msg.rstrip('.')}); it may belong to a Caffe fork caffe2tf does not model — "
-                "pass --ignore-unknown-fields to skip it with a warning",
-                file=path, line=line, column=col, layer=layer) from None
+                raise _parse_error(exc2, path, blocks) from None
+            except RecursionError:  # skipping unknown fields recurses once per nested block
+                raise _too_deep(path, line, blocks) from None
         else:
-            raise PrototxtError(f"syntax error: {msg}", file=path, line=line, column=col) from None
+            raise _parse_error(exc, path, blocks) from None
+    except RecursionError:
+        raise _too_deep(path, None, blocks) from None
     n_blocks = len(net.layer) + len(net.layers)
     if len(blocks) != n_blocks:  # e.g. layers written with `layer: { ... }`; lines unknown
         blocks = []
     return ParsedPrototxt(net=net, blocks=blocks, path=path)
+
+
+def _too_deep(path: str, line: int | None, blocks: list[LayerBlock]) -> PrototxtError:
+    return PrototxtError("blocks are nested too deeply to be a network definition", file=path, line=line,
+                         layer=_layer_at(blocks, line) if line else None)
+
+
+def _parse_error(exc: text_format.ParseError, path: str, blocks: list[LayerBlock]) -> PrototxtError:
+    line, col, msg = _split_location(exc)
+    layer = _layer_at(blocks, line) if line else None
+    field = re.search(r'has no field named "([^"]+)"', msg)
+    value = re.search(r'(Enum type "[^"]+") has no value named (\S+?)\.?$', msg)
+    if field:
+        what = (f"unknown field '{field.group(1)}' ({msg.rstrip('.')}); it may belong to a Caffe fork "
+                "caffe2tf does not model — pass --ignore-unknown-fields to skip it with a warning")
+    elif value:  # never skipped: dropping it would silently fall back to the default value
+        what = f"unknown value '{value.group(2)}' of {value.group(1)}"
+    else:
+        what = f"syntax error: {msg}"
+    return PrototxtError(what, file=path, line=line, column=col, layer=layer)
 
 
 def _split_location(exc: text_format.ParseError) -> tuple[int | None, int | None, str]:

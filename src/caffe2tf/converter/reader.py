@@ -105,8 +105,8 @@ def _data_layer_shape(p: caffe_pb2.LayerParameter) -> list[int] | None:
         return [m.batch_size, m.channels, m.height, m.width]
     if p.type == "DummyData" and p.dummy_data_param.shape:
         return list(p.dummy_data_param.shape[0].dim)
-    if p.type == "DummyData" and p.dummy_data_param.num:
-        d = p.dummy_data_param
+    d = p.dummy_data_param
+    if p.type == "DummyData" and d.num and d.channels and d.height and d.width:
         return [d.num[0], d.channels[0], d.height[0], d.width[0]]
     return None
 
@@ -246,6 +246,9 @@ def _input_shapes(layer: _Layer, overrides: Mapping[str, tuple[int, ...]], used:
                   path: str) -> list[tuple[int, ...] | None]:
     p = layer.param
     declared = [list(s.dim) for s in p.input_param.shape]
+    if len(declared) not in (0, 1, len(p.top)):
+        raise PrototxtError(f"{len(p.top)} top(s) but {len(declared)} input_param shapes (give one, or one per top)",
+                            file=path, line=layer.line, layer=p.name)
     out: list[tuple[int, ...] | None] = []
     for i, top in enumerate(p.top):
         if top in overrides:

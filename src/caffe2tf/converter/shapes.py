@@ -186,7 +186,7 @@ def pool_geometry(p: caffe_pb2.PoolingParameter, h: int, w: int) -> PoolGeometry
     for size, k, s, pd in zip((h, w), kernel, stride, pad):
         span = size + 2 * pd - k
         o = (-(-span // s) if ceil else span // s) + 1
-        if pd and (o - 1) * s >= size + pd:
+        if any(pad) and (o - 1) * s >= size + pd:  # Caffe: `if (pad_h_ || pad_w_)`, both axes
             o -= 1
         out.append(o)
     return PoolGeometry(kernel, stride, pad, (out[0], out[1]), ceil)
@@ -223,6 +223,8 @@ def _same(n_blobs: Callable[[caffe_pb2.LayerParameter, Shape], list[Shape]] | No
         if not in_shapes:
             raise ShapeError(f"{param.type} needs a bottom")
         x = in_shapes[0]
+        if n_blobs and len(x) < 2:
+            raise ShapeError(f"{param.type} needs a channel axis, input is {x}")
         return ShapeResult([x] * max(len(param.top), 1), n_blobs(param, x) if n_blobs else [])
     return fn
 
@@ -316,6 +318,8 @@ def _slice(param, in_shapes):
     x = in_shapes[0]
     a = canonical_axis(p.slice_dim if p.HasField("slice_dim") else p.axis, len(x), "Slice axis")
     n_top = len(param.top)
+    if n_top < 1:
+        raise ShapeError("Slice needs at least one top")
     points = list(p.slice_point)
     if points:
         if len(points) != n_top - 1 or points != sorted(points) or points[0] <= 0 or points[-1] >= x[a]:
@@ -383,6 +387,8 @@ def _reshape(param, in_shapes):
 def _crop(param, in_shapes):
     _need(in_shapes, 2, "Crop")
     x, ref = in_shapes
+    if len(ref) != len(x):
+        raise ShapeError(f"Crop input {x} and reference {ref} differ in rank")
     p = param.crop_param
     a = canonical_axis(p.axis, len(x), "Crop axis")
     n = len(x) - a
@@ -427,6 +433,8 @@ def _interp(param, in_shapes):
     if len(x) != 4:
         raise ShapeError(f"Interp needs a 4-D input, got {x}")
     if len(in_shapes) == 2:
+        if len(in_shapes[1]) != 4:
+            raise ShapeError(f"Interp's size bottom must be 4-D, got {in_shapes[1]}")
         return ShapeResult([(x[0], x[1], in_shapes[1][2], in_shapes[1][3])])
     h, w = interp_size(param.interp_param, x[2], x[3])
     return ShapeResult([(x[0], x[1], h, w)])
@@ -493,6 +501,8 @@ def _permute(param, in_shapes):
 def _upsample(param, in_shapes):
     _need(in_shapes, (1, 2), "Upsample")
     x = in_shapes[0]
+    if len(x) != 4:
+        raise ShapeError(f"Upsample needs a 4-D input, got {x}")
     p = param.upsample_param
     if p.HasField("upsample_h"):
         return ShapeResult([(x[0], x[1], p.upsample_h, p.upsample_w)])

@@ -66,6 +66,7 @@ class LayerWeights:
 
 
 MAX_BLOB_DIMS = 32
+_RUN_RECORDS = 1 << 20  # unpacked values parsed per vectorised chunk
 
 
 class _Reader:
@@ -76,10 +77,11 @@ class _Reader:
         self.path = path
         self.size = size
         self.pos = 0
+        self.layer: str | None = None  # the layer being read, for messages
 
     def fail(self, msg: str) -> WeightsError:
         return WeightsError(f"{msg} (at byte {self.pos}); the file is truncated or not a caffemodel",
-                            file=self.path)
+                            file=self.path, layer=self.layer)
 
     def read(self, n: int, end: int) -> bytes:
         if n < 0 or self.pos + n > end:
@@ -157,6 +159,27 @@ class _Reader:
         self.pos += n_bytes
         return arr
 
+    def unpacked_run(self, end: int, tag: int, dtype: str) -> np.ndarray:
+        """Values of consecutive unpacked fields whose one-byte key is ``tag``; the first
+        key has been read. Parsed in vectorised chunks, not one Python read per value."""
+        itemsize = np.dtype(dtype).itemsize
+        rec = itemsize + 1
+        parts = [np.frombuffer(self.read(itemsize, end), dtype)]
+        while True:
+            n = min((end - self.pos) // rec, _RUN_RECORDS)
+            if n == 0:
+                break
+            raw = np.frombuffer(self.read(n * rec, end), np.uint8).reshape(n, rec)
+            other = np.flatnonzero(raw[:, 0] != tag)
+            k = int(other[0]) if other.size else n
+            parts.append(raw[:k, 1:].copy().view(dtype).reshape(-1))
+            if k < n:  # another field follows the run: give its bytes back
+                back = (n - k) * rec
+                self.f.seek(-back, io.SEEK_CUR)
+                self.pos -= back
+                break
+        return _concat(parts)
+
 
 def _read_shape(r: _Reader, end: int) -> list[int]:
     dims: list[int] = []
@@ -193,15 +216,15 @@ def _read_blob(r: _Reader, end: int, where: str) -> np.ndarray:
             arr = r.float_array(r.length(end), end, "<f4" if field == 5 else "<f8")
             (chunks if field == 5 else doubles).append(arr)
         elif field == 5 and wire == 5:  # unpacked float
-            chunks.append(np.frombuffer(r.read(4, end), "<f4"))
+            chunks.append(r.unpacked_run(end, (5 << 3) | 5, "<f4"))
         elif field == 8 and wire == 1:  # unpacked double
-            doubles.append(np.frombuffer(r.read(8, end), "<f8"))
+            doubles.append(r.unpacked_run(end, (8 << 3) | 1, "<f8"))
         elif field in (1, 2, 3, 4) and wire == 0:
             legacy[field - 1] = _signed64(r.varint(end))
             has_legacy = True
         else:
             r.skip_field(wire, end)
-    data = _concat(chunks) if chunks else (_concat(doubles).astype(np.float32) if doubles else
+    data = _concat(chunks) if chunks else (_doubles_to_float32(_concat(doubles), where, r.path) if doubles else
                                             np.empty(0, np.float32))
     if chunks and doubles:
         raise WeightsError(f"{where}: blob has both float and double data", file=r.path)
@@ -213,7 +236,19 @@ def _read_blob(r: _Reader, end: int, where: str) -> np.ndarray:
     if count != data.size:
         raise WeightsError(f"{where}: blob shape {tuple(shape)} needs {count} values, "
                            f"the file holds {data.size}", file=r.path)
-    return data.astype(np.float32, copy=False).reshape(shape)
+    try:
+        return data.astype(np.float32, copy=False).reshape(shape)
+    except ValueError:  # e.g. (2**40, 2**40, 0): no values, but numpy cannot index it
+        raise WeightsError(f"{where}: blob shape {tuple(shape)} is not a plausible shape", file=r.path) from None
+
+
+def _doubles_to_float32(values: np.ndarray, where: str, path: str) -> np.ndarray:
+    """Caffe's cast of ``double_data`` to float; values beyond float32's range become inf, with a warning."""
+    with np.errstate(over="ignore"):
+        data = values.astype(np.float32)
+    if np.isinf(data).sum() > np.isinf(values).sum():
+        log.warning("%s: %s: double values beyond the float32 range became inf", path, where)
+    return data
 
 
 def _concat(parts: list[np.ndarray]) -> np.ndarray:
@@ -222,13 +257,14 @@ def _concat(parts: list[np.ndarray]) -> np.ndarray:
 
 def _read_layer(r: _Reader, end: int, v1: bool, index: int) -> LayerWeights:
     name_field, type_field, blobs_field = (4, 5, 6) if v1 else (1, 2, 7)
-    name = f"#{index}"
+    name = r.layer = f"#{index}"
     ltype = ""
     blobs: list[np.ndarray] = []
     while r.pos < end:
         field, wire = r.key(end)
         if field == name_field and wire == 2:
             name = _text(r.read(r.length(end), end), r)
+            r.layer = name
         elif field == type_field and not v1 and wire == 2:
             ltype = _text(r.read(r.length(end), end), r)
         elif field == type_field and v1 and wire == 0:
@@ -238,6 +274,7 @@ def _read_layer(r: _Reader, end: int, v1: bool, index: int) -> LayerWeights:
             blobs.append(_read_blob(r, blob_end, f"layer '{name}' blob {len(blobs)}"))
         else:
             r.skip_field(wire, end)
+    r.layer = None
     return LayerWeights(name=name, type=ltype, blobs=tuple(blobs))
 
 

@@ -1,0 +1,83 @@
+"""`caffe2tf inspect`: the JSON shapes equal what real Caffe recorded, for every shared case."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import pytest
+from click.testing import CliRunner
+
+from caffe2tf.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+REF_ROOT = ROOT.parent / "shared" / "caffe_reference"
+CASES = sorted(p.name for p in REF_ROOT.glob("*/") if (p / "net.prototxt").exists())
+
+
+def _recorded_shapes(h5_path: Path) -> dict[str, list[list[int]]]:
+    out = {}
+    with h5py.File(h5_path, "r") as f:
+        for key in f["layers"]:
+            g = f["layers"][key]
+            shapes = []
+            for t in range(len(json.loads(g.attrs["tops"]))):
+                obj = g[f"top{t}"]
+                shapes.append(list(obj.shape) if isinstance(obj, h5py.Dataset) else [int(d) for d in obj.attrs["shape"]])
+            out[g.attrs["name"]] = shapes
+    return out
+
+
+def test_cases_discovered():
+    assert len(CASES) >= 40
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_inspect_json_shapes_match_reference(case):
+    d = REF_ROOT / case
+    res = CliRunner().invoke(cli, ["inspect", str(d / "net.prototxt"), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    by_name = {layer["name"]: layer for layer in doc["layers"]}
+    recorded = _recorded_shapes(d / "reference.h5")
+    assert recorded
+    for name, shapes in recorded.items():
+        assert by_name[name]["output_shapes"] == shapes, name
+    for layer in doc["layers"]:
+        assert set(layer) >= {"name", "type", "inputs", "outputs", "output_shapes"}
+
+
+def test_inspect_table_and_totals():
+    d = REF_ROOT / "pspnet50_ade20k_473"
+    res = CliRunner().invoke(cli, ["inspect", str(d / "net.prototxt")])
+    assert res.exit_code == 0, res.output
+    assert "206 layers" in res.output
+    assert "161.53G multiply-adds" in res.output
+
+
+def test_inspect_input_shape_override():
+    d = REF_ROOT / "conv_basic"
+    res = CliRunner().invoke(cli, ["inspect", str(d / "net.prototxt"), "--json", "--input-shape", "data=1,3,20,20"])
+    assert res.exit_code == 0, res.output
+    conv = [l for l in json.loads(res.output)["layers"] if l["name"] == "conv"][0]
+    assert conv["output_shapes"] == [[1, 8, 20, 20]]
+
+
+@pytest.mark.parametrize("text,needle", [
+    ('layer { name: "a" type: "Python" top: "x" python_param { module: "os" layer: "system" } }', "Python"),
+    ('layer { name: "c" type: "Convolution" bottom: "nope" top: "c" }', "bottom 'nope'"),
+    ('layer { name: "d" type: "Input" top: "d" input_param { shape { dim: 1 dim: 3 dim: 1000000000 dim: 1000000000 } } }', "elements"),
+    ('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+     'layer { name: "p" type: "Pooling" bottom: "x" top: "p" pooling_param { kernel_size: 3 stride: 0 } }', "stride"),
+    ('layer { name: "x" type: "Input" top: "x" \n  oops_field: 3 }', "oops_field"),
+    ('layer { name: "x" type: "Input" top: "x" ', "syntax error"),
+])
+def test_bad_input_one_line_exit_2(tmp_path, text, needle):
+    p = tmp_path / "bad.prototxt"
+    p.write_text(text)
+    res = CliRunner().invoke(cli, ["inspect", str(p)])
+    assert res.exit_code == 2
+    lines = [l for l in res.output.splitlines() if l.strip()]
+    assert len(lines) == 1, res.output
+    assert str(p) in lines[0] and needle in lines[0]
+    assert "Traceback" not in res.output
