@@ -109,3 +109,8 @@ def test_param_broadcast(shape, axis, nparam):
     kp = layout.param_to_keras_broadcast(p, shape, axis)
     assert kp.shape == layout.param_broadcast_shape(shape, axis, nparam)
     np.testing.assert_array_equal(layout.keras_to_nchw(layout.nchw_to_keras(x) * kp), ref)
+
+
+def test_conv_kernel_hwio_to_oihw_inverts():
+    w = np.random.default_rng(0).normal(size=(6, 2, 3, 5)).astype(np.float32)
+    np.testing.assert_array_equal(layout.conv_kernel_hwio_to_oihw(layout.conv_kernel_oihw_to_hwio(w)), w)

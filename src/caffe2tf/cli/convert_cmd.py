@@ -51,8 +51,8 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
 
     from caffe2tf.converter.convert import Preprocessing, convert as run_convert
 
-    stages = ["read", "fold", "build", "save"] + (["verify"] if verify else [])
-    bar = tqdm(total=len(stages), desc="convert", unit="stage", leave=False,
+    stages = ["init", "read", "fold", "build", "save"] + (["verify"] if verify else [])
+    bar = tqdm(total=len(stages), desc="convert", unit="stage", leave=False, disable=None,
                bar_format="{desc}{n_fmt}/{total_fmt} |{bar:20}| {elapsed}")
 
     def progress(name: str) -> None:
@@ -62,10 +62,14 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
 
     verifier = None
     if verify:
-        from caffe2tf.verification.diff import verify_conversion
+        def verifier(original, graph, tmp_dir):
+            from caffe2tf.verification.diff import verify_conversion
+            from caffe2tf.verification.report_html import write_html
 
-        def verifier(graph, tmp_dir):
-            return verify_conversion(graph, out_dir=tmp_dir, fold=fold, input_layout=input_layout)
+            report = verify_conversion(graph, reference_graph=original)
+            (tmp_dir / "verification.json").write_text(json.dumps(report.to_dict(), indent=1))
+            write_html(report, tmp_dir / "verification.html")
+            return report
 
     try:
         result = run_convert(prototxt, caffemodel, out_dir, fold=fold, input_layout=input_layout,
@@ -85,7 +89,9 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
         click.echo(f"  {io}: " + ", ".join(f"{x['blob']} {'x'.join(map(str, x['keras_shape']))}" for x in rec[io]))
     report = result.verification
     if report is not None:
-        ok = getattr(report, "ok", True)
-        click.echo(f"  verify: {getattr(report, 'verdict', report)}")
-        if not ok:
+        from caffe2tf.verification.report_terminal import verdict_line
+
+        click.echo(f"  verify (built-in Caffe reference, random input): {verdict_line(report)}")
+        click.echo(f"  report: {result.out_dir / 'verification.html'}")
+        if not report.ok:
             raise SystemExit(1)

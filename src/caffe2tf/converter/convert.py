@@ -127,28 +127,26 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, o
             force: bool = False, allow_unknown_fields: bool = False, plugins: Sequence[str] = (),
             preprocessing: Preprocessing | None = None, save_saved_model: bool = True,
             progress: Callable[[str], None] | None = None,
-            verify: Callable[[Graph, Path], object] | None = None) -> ConversionResult:
+            verify: Callable[[Graph, Graph, Path], object] | None = None) -> ConversionResult:
     """Convert a Caffe net to ``out_dir`` (see module docstring). Raises Caffe2TFError on bad input."""
     from caffe2tf.converter.passes import run_passes
     from caffe2tf.converter.reader import load_net
 
     out = Path(out_dir)
     if out.exists() and not force:
-        raise OutputExistsError(f"{out} exists; pass --force to replace it", file=str(out))
+        raise OutputExistsError("exists; pass --force to replace it", file=str(out))
     timings: dict[str, float] = {}
-    if plugins:  # before reading: a plug-in may register shape rules as well as translators
+    with _stage(timings, "init", progress):  # importing TensorFlow/Keras, timed on its own
+        from caffe2tf.converter.build import build_keras_model
         from caffe2tf.layer_mappings import registry
 
-        for plugin in plugins:
+        for plugin in plugins:  # before reading: a plug-in may register shape rules too
             registry.load_plugin(plugin)
     with _stage(timings, "read", progress):
         original = load_net(prototxt, caffemodel, input_shapes=input_shapes, allow_unknown_fields=allow_unknown_fields)
     with _stage(timings, "fold", progress):
         graph = run_passes(original, fold=fold)
     with _stage(timings, "build", progress):
-        from caffe2tf.converter.build import build_keras_model
-        from caffe2tf.layer_mappings import registry
-
         registry.check_supported(graph)
         build = build_keras_model(graph, input_layout=input_layout, outputs="graph")
     record = conversion_record(original, graph, build, input_layout=input_layout, fold=fold,
@@ -164,7 +162,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, o
         result = ConversionResult(out_dir=out, record=record, timings=timings, graph=graph, model=build.model)
         if verify is not None:
             with _stage(timings, "verify", progress):
-                result.verification = verify(original, tmp)
+                result.verification = verify(original, graph, tmp)
         record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
         (tmp / "conversion.json").write_text(json.dumps(record, indent=1))
         if out.exists():

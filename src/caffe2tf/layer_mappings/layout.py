@@ -77,6 +77,12 @@ def conv_kernel_oihw_to_hwio(w: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(w.transpose(2, 3, 1, 0))
 
 
+def conv_kernel_hwio_to_oihw(k: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`conv_kernel_oihw_to_hwio` (Conv2D kernel back to Caffe's layout)."""
+    _check_rank(k, 4, "Conv2D kernel")
+    return np.ascontiguousarray(k.transpose(3, 2, 0, 1))
+
+
 def depthwise_kernel(w: np.ndarray, in_channels: int) -> np.ndarray:
     """Convolution weights with ``group == in_channels`` -> DepthwiseConv2D kernel.
 

@@ -91,13 +91,14 @@ def _iter_layers(layer: keras.layers.Layer):  # noqa: ANN202 - generator
 def freeze_batchnorm(model: keras.Model) -> int:
     """Set ``trainable=False`` on every BatchNormalization layer (nested models too).
 
-    Also freezes custom layers whose class name contains ``BatchNorm``. Returns the
+    Also freezes custom layers whose class name contains ``BatchNorm`` and caffe2tf's
+    ``CaffeAffine`` (an unfolded Caffe BatchNorm / BN / Scale / Bias). Returns the
     number of frozen layers.
     """
     count = 0
     for layer in _iter_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization) or \
-                "BatchNorm" in type(layer).__name__:
+                "BatchNorm" in type(layer).__name__ or type(layer).__name__ == "CaffeAffine":
             layer.trainable = False
             count += 1
     return count

@@ -1,0 +1,103 @@
+"""What `segment`, `evaluate` and `serve` share: load a converted model and its
+segmentation setup (crop size, classes, preprocessing, PSPNet protocol)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import click
+import numpy as np
+
+from caffe2tf.errors import Caffe2TFError
+
+
+def parse_number_list(text: str | None, what: str, cast=float) -> tuple | None:
+    if text is None:
+        return None
+    try:
+        return tuple(cast(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of numbers", param_hint=what) from None
+
+
+def protocol_options(fn: Callable) -> Callable:
+    """Preprocessing and sliding-window options shared by `segment` and `evaluate`."""
+    options = [
+        click.option("--mean", help="Per-channel mean in the net's channel order (default: recorded at "
+                                    "conversion, else PSPNet's ImageNet mean)."),
+        click.option("--scale", type=float, help="Multiply the mean-subtracted input by this (default: recorded)."),
+        click.option("--bgr/--rgb", default=None, help="Channel order the net expects (default: recorded, BGR)."),
+        click.option("--base-size", type=int, help="Long side the image is resized to before windowing "
+                                                   "(default: 512 for a 473 crop as in PSPNet, else the crop)."),
+        click.option("--scales", help="Comma-separated multi-scale list, e.g. 0.5,0.75,1,1.25,1.5,1.75."),
+        click.option("--flip/--no-flip", default=None, help="Add the horizontally flipped image's scores."),
+        click.option("--classes", "classes", help="Class names: 'ade20k', 'indoor' (ADE20K grouped into 10 "
+                                                  "indoor classes), or a file with one name per line."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+@dataclass
+class LoadedSegmenter:
+    model: object          # caffe2tf.serving.model.ServedModel
+    setup: object          # caffe2tf.serving.segment.SegmentationSetup
+    class_names: list[str]
+    to_output_classes: Callable[[np.ndarray], np.ndarray]  # model labels -> reported labels
+    num_output_classes: int
+
+    def logits_fn(self) -> Callable[[np.ndarray], np.ndarray]:
+        setup, sig = self.setup, self.setup.signature
+
+        def run(batch: np.ndarray) -> np.ndarray:
+            x = batch.transpose(0, 3, 1, 2) if setup.nchw else batch
+            out = sig.run({setup.input_name: np.ascontiguousarray(x, dtype=np.float32)})[setup.output_name]
+            return out.transpose(0, 2, 3, 1) if setup.nchw else out
+        return run
+
+
+def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr: bool | None,
+                   base_size: int | None, scales: str | None, flip: bool | None,
+                   classes: str | None) -> LoadedSegmenter:
+    from caffe2tf.segmentation import classes as cls
+    from caffe2tf.segmentation.preprocess import Preprocessing
+    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.serving.segment import segmentation_setup
+
+    model = ServedModel.load(model_dir)
+    setup, why = segmentation_setup(model, base_size=base_size, scales=parse_number_list(scales, "--scales"),
+                                    flip=flip)
+    if setup is None:
+        raise Caffe2TFError(f"this model does not segment images: {why}", file=model_dir)
+    pre = setup.preprocessing
+    if mean is not None or scale is not None or bgr is not None:
+        use_bgr = pre.bgr if bgr is None else bgr
+        mean_rgb = pre.mean_rgb
+        if mean is not None:
+            m = parse_number_list(mean, "--mean")
+            if len(m) != 3:
+                raise click.BadParameter("give 3 values", param_hint="--mean")
+            mean_rgb = tuple(m[::-1]) if use_bgr else tuple(m)
+        setup.preprocessing = Preprocessing(mean_rgb=mean_rgb, scale=pre.scale if scale is None else scale,
+                                            bgr=use_bgr)
+    identity = lambda labels: labels  # noqa: E731
+    if classes == "indoor" and setup.num_classes == 150:
+        mapping = cls.indoor_mapping()
+        names = cls.load_class_names("indoor")
+        return LoadedSegmenter(model, setup, names, lambda labels: cls.remap(labels, mapping), len(names))
+    if classes is not None:
+        names = cls.load_class_names(classes)
+        if len(names) < setup.num_classes:
+            raise Caffe2TFError(f"{len(names)} class names for a model with {setup.num_classes} classes",
+                                file=classes)
+        setup.class_names = list(names[:setup.num_classes])
+    return LoadedSegmenter(model, setup, list(setup.class_names), identity, setup.num_classes)
+
+
+def protocol_kwargs(seg: LoadedSegmenter) -> dict:
+    s = seg.setup
+    return dict(crop_size=s.crop_size, num_classes=s.num_classes, preprocessing=s.preprocessing, **s.protocol)
+
+
+__all__ = ["LoadedSegmenter", "load_segmenter", "protocol_options", "protocol_kwargs", "parse_number_list", "replace"]

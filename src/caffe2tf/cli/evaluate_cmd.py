@@ -1,0 +1,69 @@
+"""`caffe2tf evaluate`: pixel accuracy, mIoU, F1 ... over a labelled image folder."""
+from __future__ import annotations
+
+
+import click
+import numpy as np
+
+from caffe2tf.cli._segmentation import load_segmenter, protocol_kwargs, protocol_options
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--images", required=True, type=click.Path(file_okay=False), help="Folder of photos.")
+@click.option("--labels", required=True, type=click.Path(file_okay=False),
+              help="Folder of label PNGs, paired with the photos by name (x.jpg <-> x.png).")
+@click.option("--ignore-index", type=int, default=255, show_default=True, help="Ground-truth label to ignore.")
+@click.option("--label-offset", type=int, default=0, show_default=True,
+              help="Subtract from stored labels; labels that become negative are ignored. ADE20K's "
+                   "annotations are 1-based with 0 = unlabelled: use 1.")
+@protocol_options
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the metrics as JSON here.")
+@click.option("--report", "report_dir", type=click.Path(file_okay=False),
+              help="Write a Markdown report with an IoU bar chart and a confusion-matrix heat map here.")
+@click.option("--limit", type=int, help="Evaluate only the first N pairs.")
+def evaluate(model_dir: str, images: str, labels: str, ignore_index: int, label_offset: int, mean, scale, bgr,
+             base_size, scales, flip, classes, json_path: str | None, report_dir: str | None,
+             limit: int | None) -> None:
+    """Evaluate a converted segmentation model with the PSPNet paper's metrics.
+
+    One confusion matrix is accumulated over the whole folder (constant memory);
+    from it: pixel accuracy, mean class accuracy, per-class and mean IoU,
+    frequency-weighted IoU, per-class precision, recall and F1 and their means.
+    With --classes indoor both prediction and ground truth (ADE20K indices) are
+    grouped into the compact indoor classes first.
+    """
+    from tqdm import tqdm
+
+    from caffe2tf.segmentation.evaluate import evaluate_directory, list_pairs
+    from caffe2tf.segmentation.report import format_table, write_json, write_markdown_report
+
+    seg = load_segmenter(model_dir, mean=mean, scale=scale, bgr=bgr, base_size=base_size, scales=scales,
+                         flip=flip, classes=classes)
+
+    def gt_transform(gt: np.ndarray) -> np.ndarray:
+        g = gt.astype(np.int64)
+        if label_offset:
+            keep = (g != ignore_index) & (g >= label_offset)
+            g = np.where(keep, g - label_offset, ignore_index)
+        return seg.to_output_classes(g) if classes == "indoor" else g
+
+    n = len(list_pairs(images, labels)[:limit])
+    bar = tqdm(total=n, desc="evaluate", unit="img", disable=n < 2)
+    kwargs = protocol_kwargs(seg)
+    kwargs.pop("num_classes")
+    confusion = evaluate_directory(images, labels, seg.logits_fn(), seg.setup.num_classes,
+                                   ignore_index=ignore_index, gt_transform=gt_transform,
+                                   pred_transform=seg.to_output_classes, metric_classes=seg.num_output_classes,
+                                   limit=limit, on_result=lambda *_: bar.update(1), **kwargs)
+    bar.close()
+    metrics = confusion.compute()
+    click.echo(format_table(metrics, seg.class_names))
+    notes = {"model": str(model_dir), "images": f"{images} ({n} images)", "labels": str(labels),
+             "classes": classes or "model's own", "protocol": str(seg.setup.describe())}
+    if json_path:
+        write_json(metrics, json_path, seg.class_names, confusion=confusion, extra={"notes": notes})
+        click.echo(f"metrics: {json_path}")
+    if report_dir:
+        path = write_markdown_report(confusion, report_dir, seg.class_names, notes=notes)
+        click.echo(f"report: {path}")

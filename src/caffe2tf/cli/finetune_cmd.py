@@ -1,0 +1,74 @@
+"""`caffe2tf finetune`: train a converted segmentation model further on image/label pairs."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import click
+
+from caffe2tf.errors import Caffe2TFError
+
+
+@click.command()
+@click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--images", required=True, type=click.Path(file_okay=False), help="Folder of photos.")
+@click.option("--labels", required=True, type=click.Path(file_okay=False), help="Folder of label PNGs (same names).")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Where the fine-tuned model (a directory `segment`/`evaluate`/`serve` accept) and checkpoints go.")
+@click.option("--steps", type=int, default=1000, show_default=True, help="Total SGD steps (the poly schedule spans them).")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, default=0.01, show_default=True, help="Base learning rate (poly decay, power 0.9).")
+@click.option("--ignore-index", type=int, default=255, show_default=True)
+@click.option("--label-offset", type=int, default=0, show_default=True,
+              help="Subtract from stored labels (1 for ADE20K's 1-based annotations); negatives are ignored.")
+@click.option("--train-bn", is_flag=True, help="Also train BatchNormalization layers (frozen by default).")
+@click.option("--checkpoint-every", type=int, default=100, show_default=True)
+@click.option("--no-resume", is_flag=True, help="Start over even if OUT/checkpoints holds a checkpoint.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def finetune(model_dir: str, images: str, labels: str, out_dir: str, steps: int, batch_size: int, lr: float,
+             ignore_index: int, label_offset: int, train_bn: bool, checkpoint_every: int, no_resume: bool,
+             seed: int) -> None:
+    """Fine-tune a converted segmentation model (PSPNet recipe: random scale, crop
+    and flip; pixel-wise cross-entropy ignoring --ignore-index; SGD momentum 0.9
+    with the poly learning-rate schedule; checkpoints; resumable).
+
+    The result in OUT is a converted-model directory like MODEL_DIR's
+    (model.keras, saved_model/, conversion.json), so `segment`, `evaluate`,
+    `serve` and `export` accept it.
+    """
+    import numpy as np
+
+    from caffe2tf.converter.convert import _export_saved_model
+    from caffe2tf.converter.model_dir import ConvertedModel
+    from caffe2tf.segmentation.finetune import finetune as run_finetune
+    from caffe2tf.serving.segment import preprocessing_from_record
+
+    src = ConvertedModel.load(model_dir)
+    if src.input_layout != "nhwc":
+        raise Caffe2TFError("fine-tuning needs a model converted with the default NHWC input layout", file=model_dir)
+    out = Path(out_dir)
+
+    def label_transform(gt: np.ndarray) -> np.ndarray:
+        if not label_offset:
+            return gt
+        g = gt.astype(np.int64)
+        keep = (g != ignore_index) & (g >= label_offset)
+        return np.where(keep, g - label_offset, ignore_index)
+
+    result = run_finetune(src.model, images, labels, out, steps, batch_size=batch_size, lr=lr,
+                          ignore_index=ignore_index, from_logits=True,
+                          preprocessing=preprocessing_from_record(src.record), freeze_bn=not train_bn,
+                          checkpoint_every=checkpoint_every, resume=not no_resume, seed=seed,
+                          label_transform=label_transform if label_offset else None)
+    record = dict(src.record)
+    record["finetuned"] = {"from": str(model_dir), "steps": result.final_step, "images": str(images),
+                           "labels": str(labels), "lr": lr, "batch_size": batch_size,
+                           "final_loss": result.losses[-1] if result.losses else None}
+    saved = out / "saved_model"
+    if saved.exists():
+        shutil.rmtree(saved)
+    _export_saved_model(result.model, saved)
+    (out / "conversion.json").write_text(json.dumps(record, indent=1))
+    click.echo(f"fine-tuned {result.start_step} -> {result.final_step} steps in {result.seconds:.1f}s"
+               + (f", last loss {result.losses[-1]:.4f}" if result.losses else "") + f" -> {out}")
