@@ -33,6 +33,9 @@ def finetune(model_dir: str, images: str, labels: str, out_dir: str, steps: int,
     and flip; pixel-wise cross-entropy ignoring --ignore-index; SGD momentum 0.9
     with the poly learning-rate schedule; checkpoints; resumable).
 
+    Convert with --no-fold for fine-tuning: BN layers then stay separate (and
+    frozen) instead of rescaling the convolution weights.
+
     The result in OUT is a converted-model directory like MODEL_DIR's
     (model.keras, saved_model/, conversion.json), so `segment`, `evaluate`,
     `serve` and `export` accept it.
@@ -47,6 +50,10 @@ def finetune(model_dir: str, images: str, labels: str, out_dir: str, steps: int,
     src = ConvertedModel.load(model_dir)
     if src.input_layout != "nhwc":
         raise Caffe2TFError("fine-tuning needs a model converted with the default NHWC input layout", file=model_dir)
+    if src.record.get("folds"):
+        click.echo("note: this model was converted with BatchNorm/BN folded into its convolutions, which "
+                   "makes SGD badly conditioned; for fine-tuning, convert with --no-fold (BN stays a "
+                   "frozen layer)", err=True)
     out = Path(out_dir)
 
     def label_transform(gt: np.ndarray) -> np.ndarray:

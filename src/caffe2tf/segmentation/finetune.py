@@ -65,6 +65,10 @@ class PolyLR(keras.optimizers.schedules.LearningRateSchedule):
         return {"base_lr": self.base_lr, "max_steps": self.max_steps, "power": self.power}
 
 
+class FinetuneDivergedError(SegmentationInputError):
+    """Training diverged (non-finite loss)."""
+
+
 @dataclass
 class FinetuneResult:
     """What :func:`finetune` did; ``losses`` are the steps run by this call."""
@@ -270,6 +274,11 @@ def finetune(model: keras.Model, images_dir: str | Path, labels_dir: str | Path,
         for x, y in data.take(stop - start):
             losses.append(float(train_step(x, y)))
             step = int(optimizer.iterations.numpy())
+            if not np.isfinite(losses[-1]):
+                raise FinetuneDivergedError(
+                    f"the loss became {losses[-1]} at step {step}: lower the learning rate (was {lr}); "
+                    "a model converted with folded BatchNorm/BN often needs --no-fold to train stably",
+                    file=str(out))
             if step % log_every == 0 or step == steps:
                 log.info("step %d/%d loss %.4f lr %.5f", step, steps, losses[-1],
                          float(optimizer.learning_rate))
