@@ -35,6 +35,7 @@ test-fast: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) benchmarks/read_caffemodel.py
 	$(PY) benchmarks/convert_pspnet.py
+	$(PY) benchmarks/serve.py
 
 clean:
 	rm -rf $(VENV) out tests/.cache tests/.artifacts

@@ -34,7 +34,7 @@ def test_segment_writes_label_overlay_legend(mini_model_dir, rooms, tmp_path):
     overlay = Image.open(out / "odd_overlay.png")
     assert overlay.size == (301, 187) and overlay.mode == "RGB"
     legend = json.loads((out / "odd_legend.json").read_text())
-    assert abs(sum(e["share"] for e in legend) - 1) < 1e-6
+    assert abs(sum(e["share"] for e in legend) - 1) < 1e-5  # shares are rounded to 6 decimals
     assert {e["name"] for e in legend} <= {"wall", "floor", "ceiling", "window", "door", "bed", "table",
                                            "seating", "storage", "other"}
 

@@ -48,13 +48,7 @@ class LoadedSegmenter:
     num_output_classes: int
 
     def logits_fn(self) -> Callable[[np.ndarray], np.ndarray]:
-        setup, sig = self.setup, self.setup.signature
-
-        def run(batch: np.ndarray) -> np.ndarray:
-            x = batch.transpose(0, 3, 1, 2) if setup.nchw else batch
-            out = sig.run({setup.input_name: np.ascontiguousarray(x, dtype=np.float32)})[setup.output_name]
-            return out.transpose(0, 2, 3, 1) if setup.nchw else out
-        return run
+        return self.setup.logits_fn()
 
 
 def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr: bool | None,
@@ -87,7 +81,10 @@ def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr
         names = cls.load_class_names("indoor")
         return LoadedSegmenter(model, setup, names, lambda labels: cls.remap(labels, mapping), len(names))
     if classes is not None:
-        names = cls.load_class_names(classes)
+        try:
+            names = cls.load_class_names(classes)
+        except OSError as exc:
+            raise Caffe2TFError(f"cannot read class names: {exc.strerror or exc}", file=classes) from None
         if len(names) < setup.num_classes:
             raise Caffe2TFError(f"{len(names)} class names for a model with {setup.num_classes} classes",
                                 file=classes)

@@ -95,11 +95,11 @@ def conversion_record(original: Graph, graph: Graph, build, *, input_layout: str
             "folded_into": folded_into.get(node.name),
         })
 
-    def io(values: Sequence[str]) -> list[dict]:
+    def io(values: Sequence[str], layout: str) -> list[dict]:
         out = []
         for v in values:
             shape = list(original.values[v].shape or ())
-            keras_shape = [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 and input_layout == "nhwc" else shape
+            keras_shape = [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 and layout == "nhwc" else shape
             out.append({"blob": original.values[v].blob, "value": v, "caffe_shape": shape,
                         "keras_shape": keras_shape, "keras_name": v2t.get(v)})
         return out
@@ -114,8 +114,8 @@ def conversion_record(original: Graph, graph: Graph, build, *, input_layout: str
         "tensor_layout": "rank-4 tensors are NHWC inside the model; other ranks keep Caffe's axis order",
         "folded": fold,
         "folds": {n.name: list(n.folded) for n in graph.nodes if n.folded},
-        "inputs": io(original.inputs),
-        "outputs": io(original.outputs),
+        "inputs": io(original.inputs, input_layout),
+        "outputs": io(original.outputs, "nhwc"),  # --input-layout changes only the inputs
         "keras_outputs": list(getattr(build.model, "output_names", []) or []),
         "preprocessing": preprocessing.to_json() if preprocessing else None,
         "layers": layers,

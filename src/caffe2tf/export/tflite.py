@@ -1,0 +1,500 @@
+"""TFLite export of a converted model, checked against its SavedModel.
+
+:func:`export_tflite` converts ``OUT/saved_model`` (signature ``serving_default``)
+with TensorFlow's TFLite converter, writes ``OUT/model.tflite`` atomically, then runs
+the TFLite interpreter and the SavedModel on the same input and records the result
+in ``OUT/conversion.json`` (``exports.tflite[<file name>]``, written atomically):
+
+* ``max_rel_error`` = max|tflite - saved_model| / max(max|saved_model|, 1e-6) over all
+  outputs (the project's whole-network metric) and ``max_abs_error``;
+* ``argmax_agreement``: for outputs of per-pixel class scores, the fraction of pixels
+  whose arg-max class is the same;
+* ``exact``: for ``quantize="none"`` whether the error is within the whole-network
+  tolerance (2e-4); quantized variants report their error and size and claim nothing.
+
+Quantization (``quantize``):
+
+* ``none``    — float32 weights and activations;
+* ``float16`` — float16 weights (computed in float32 on CPU);
+* ``dynamic`` — int8 weights, activations quantized on the fly;
+* ``int8``    — int8 weights and activations (integer-only builtin kernels), calibrated
+  on ``calibration_images`` (or, without them, on synthetic rooms — flagged in the
+  report); input and output stay float32.
+
+Only TFLite builtin ops are allowed unless ``select_tf_ops=True``; when an op is not
+a builtin, :class:`ExportError` names the Caffe layer (via ``conversion.json``), its
+Keras layer and the TensorFlow op instead of TensorFlow's converter dump.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import logging
+import os
+import re
+import statistics
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from caffe2tf import __version__
+from caffe2tf.errors import Caffe2TFError
+
+log = logging.getLogger(__name__)
+
+QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
+WHOLE_NETWORK_TOLERANCE = 2e-4
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
+
+
+class ExportError(Caffe2TFError):
+    """The model cannot be exported as asked (one line naming the layer where known)."""
+
+
+@dataclass
+class TFLiteReport:
+    """What :func:`export_tflite` did; ``to_json()`` is what goes into conversion.json."""
+
+    path: Path
+    quantize: str
+    size_bytes: int
+    saved_model_bytes: int
+    select_tf_ops: bool
+    max_abs_error: float | None  # None: not checked (see note)
+    max_rel_error: float | None
+    argmax_agreement: float | None
+    exact: bool | None  # None: quantized, no claim
+    tolerance: float | None
+    check_input: str
+    timing_ms: dict[str, float] = field(default_factory=dict)
+    ops: dict[str, int] = field(default_factory=dict)
+    calibration: dict | None = None
+    convert_s: float = 0.0
+    per_output: dict[str, dict] = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def checked(self) -> bool:
+        return self.max_rel_error is not None
+
+    @property
+    def ok(self) -> bool:
+        """False only when a float32 export is out of tolerance."""
+        return self.exact is not False
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["path"] = self.path.name
+        d["ok"] = self.ok
+        d["checked"] = self.checked
+        d["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        d["caffe2tf_version"] = __version__
+        return d
+
+    def summary_lines(self) -> list[str]:
+        kb = self.size_bytes / 1024
+        ratio = self.size_bytes / self.saved_model_bytes if self.saved_model_bytes else float("nan")
+        lines = [f"wrote {self.path} ({kb:,.0f} KiB, {ratio:.2f}x the SavedModel's variables; "
+                 f"quantize={self.quantize}{', select TF ops' if self.select_tf_ops else ''})"]
+        if not self.checked:
+            lines.append(f"  NOT CHECKED against the SavedModel: {self.note}")
+            return lines
+        check = f"  vs SavedModel on {self.check_input}: max rel error {self.max_rel_error:.3g}, " \
+                f"max abs error {self.max_abs_error:.3g}"
+        if self.argmax_agreement is not None:
+            check += f", argmax agreement {100 * self.argmax_agreement:.3f}%"
+        lines.append(check)
+        if self.exact is True:
+            lines.append(f"  float32 TFLite matches the SavedModel (<= {self.tolerance:g} relative)")
+        elif self.exact is False:
+            lines.append(f"  MISMATCH: float32 TFLite differs from the SavedModel by more than "
+                         f"{self.tolerance:g} relative")
+        else:
+            lines.append("  quantized: the error above is what quantization costs; no exactness is claimed")
+        if self.timing_ms:
+            lines.append("  inference (median, batch 1): " + ", ".join(f"{k} {v:.2f} ms" for k, v in self.timing_ms.items()))
+        if self.calibration:
+            lines.append(f"  calibrated on {self.calibration['images']} {self.calibration['source']} image(s)")
+        return lines
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def update_record(model_dir: Path, key: str, entry: dict) -> None:
+    """Set ``conversion.json``'s ``exports.tflite[key] = entry``, atomically."""
+    rec_path = model_dir / "conversion.json"
+    record = json.loads(rec_path.read_text())
+    record.setdefault("exports", {}).setdefault("tflite", {})[key] = entry
+    write_atomic(rec_path, (json.dumps(record, indent=1) + "\n").encode())
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def relative_error(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
+    """(max abs diff, max abs diff / max(max|ref|, 1e-6))."""
+    ref = np.asarray(ref, dtype=np.float64)
+    diff = float(np.max(np.abs(ref - np.asarray(got, dtype=np.float64)))) if ref.size else 0.0
+    return diff, diff / max(float(np.max(np.abs(ref))) if ref.size else 0.0, 1e-6)
+
+
+def _interpreter(model_content: bytes, threads: int | None = None):  # noqa: ANN202
+    """The TFLite interpreter: LiteRT's when installed, else TensorFlow's (deprecated alias)."""
+    threads = threads or os.cpu_count() or 1
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter  # noqa: N806
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TF's "tf.lite.Interpreter is deprecated" notice
+        interp = Interpreter(model_content=model_content, num_threads=threads)
+    return interp
+
+
+class TFLiteRunner:
+    """Runs a ``.tflite`` model through its ``serving_default`` signature."""
+
+    def __init__(self, model_content: bytes, threads: int | None = None) -> None:
+        self.interpreter = _interpreter(model_content, threads)
+        sigs = self.interpreter.get_signature_list()
+        self.signature = "serving_default" if "serving_default" in sigs else next(iter(sigs))
+        self.runner = self.interpreter.get_signature_runner(self.signature)
+        self.input_names = list(sigs[self.signature]["inputs"])
+        self.output_names = list(sigs[self.signature]["outputs"])
+
+    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        out = self.runner(**{k: np.ascontiguousarray(v) for k, v in feeds.items()})
+        return {k: np.asarray(v) for k, v in out.items()}
+
+
+
+def op_counts(model_content: bytes) -> dict[str, int]:
+    """How often each TFLite op occurs in the model (before any delegate takes ops over)."""
+    import tensorflow as tf
+
+    counts: dict[str, int] = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            interp = tf.lite.Interpreter(
+                model_content=model_content,
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        for op in interp._get_ops_details():  # noqa: SLF001 - the only op listing the interpreter has
+            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
+    except Exception as exc:  # noqa: BLE001 - a nicety
+        log.debug("could not list TFLite ops: %s", exc)
+        return {}
+    return dict(sorted(counts.items()))
+
+
+# -- inputs for the check and for calibration ------------------------------------------------------
+def _is_image_input(shape: Sequence[int | None], nchw: bool) -> bool:
+    if len(shape) != 4:
+        return False
+    c = shape[1] if nchw else shape[3]
+    h, w = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
+    return c == 3 and h is not None and w is not None
+
+
+def _image_to_input(image: np.ndarray, shape: Sequence[int | None], nchw: bool, pre) -> np.ndarray:  # noqa: ANN001
+    from caffe2tf.segmentation.preprocess import resize_image
+
+    h, w = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
+    x = pre.to_net_input(resize_image(image, (int(h), int(w))))[None]
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if nchw else x, dtype=np.float32)
+
+
+def _feeds_from_images(images: Iterable[np.ndarray], inputs: dict, record: dict, seed: int) -> Iterator[dict]:
+    from caffe2tf.serving.segment import preprocessing_from_record
+
+    nchw = record.get("input_layout") == "nchw"
+    pre = preprocessing_from_record(record)
+    rng = np.random.default_rng(seed)
+    for image in images:
+        feeds = {}
+        for name, info in inputs.items():
+            shape = [1] + [d if d is not None else 1 for d in info.shape[1:]]
+            if _is_image_input(info.shape, nchw):
+                feeds[name] = _image_to_input(image, info.shape, nchw, pre)
+            else:
+                feeds[name] = rng.standard_normal(shape).astype(np.float32)
+        yield feeds
+
+
+def synthetic_images(n: int, size: tuple[int, int], seed: int = 0) -> Iterator[np.ndarray]:
+    from caffe2tf.segmentation.synthetic import synthetic_room
+
+    for i in range(n):
+        yield synthetic_room(size, seed=seed + i)[0]
+
+
+def images_from_dir(folder: Path, limit: int) -> list[Path]:
+    if not folder.is_dir():
+        raise ExportError("calibration image folder does not exist", file=str(folder))
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
+    if not files:
+        raise ExportError(f"no images ({', '.join(_IMAGE_SUFFIXES)}) in the calibration folder", file=str(folder))
+    return files[:limit]
+
+
+def _read_images(files: Sequence[Path]) -> Iterator[np.ndarray]:
+    from PIL import Image
+
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                yield np.asarray(im.convert("RGB"))
+        except Exception as exc:  # noqa: BLE001 - say which file
+            raise ExportError(f"cannot read calibration image: {exc}", file=str(p)) from None
+
+
+# -- unsupported ops -------------------------------------------------------------------------------
+def _keras_to_caffe(record: dict) -> dict[str, tuple[str, str]]:
+    """Keras layer name -> (Caffe layer name, Caffe type) from conversion.json."""
+    out: dict[str, tuple[str, str]] = {}
+    for layer in record.get("layers", []) or []:
+        for k in layer.get("keras_layers", []) or []:
+            out.setdefault(k, (layer.get("name", "?"), layer.get("type", "?")))
+    return out
+
+
+def _layer_of(path: str, known: dict[str, tuple[str, str]]) -> str | None:
+    """The Keras layer a TF node path (``functional_1/conv5_1/Erf@...``) belongs to."""
+    parts = path.split("@")[0].split("/")
+    for part in parts:
+        if part in known:
+            return part
+    for part in parts:  # Keras re-traces under uniquified scopes: "conv5" -> "conv5_1"
+        base = re.sub(r"_\d+$", "", part)
+        if base in known:
+            return base
+    return parts[1] if len(parts) > 2 else None
+
+
+def describe_unsupported(exc: Exception, record: dict, select_tf_ops: bool) -> str | None:
+    """A one-line account of the ops the converter refused, per layer; None if not that kind."""
+    errors = getattr(exc, "errors", None) or []
+    known = _keras_to_caffe(record)
+    per_layer: dict[str, dict] = {}
+    for err in errors:
+        op = getattr(getattr(err, "operator", None), "name", "") or ""
+        code = int(getattr(err, "error_code", 0) or 0)
+        if not op or code not in (1, 2):  # ERROR_NEEDS_FLEX_OPS, ERROR_NEEDS_CUSTOM_OPS
+            continue
+        names = [c.name for c in getattr(getattr(err, "location", None), "call", [])] or \
+                [getattr(getattr(err, "location", None), "name", "")]
+        keras_layer = None
+        for n in names:
+            keras_layer = _layer_of(n, known)
+            if keras_layer:
+                break
+        key = keras_layer or "?"
+        entry = per_layer.setdefault(key, {"ops": [], "custom": False})
+        tf_op = op[3:] if op.startswith("tf.") else op
+        if tf_op not in entry["ops"]:
+            entry["ops"].append(tf_op)
+        entry["custom"] |= code == 2
+    if not per_layer:
+        return None
+    parts = []
+    for keras_layer, entry in per_layer.items():
+        caffe = known.get(keras_layer)
+        who = (f"layer '{caffe[0]}' ({caffe[1]}, Keras layer '{keras_layer}')" if caffe
+               else f"Keras layer '{keras_layer}'")
+        ops = ", ".join(entry["ops"])
+        if entry["custom"]:
+            why = (f"uses TensorFlow op(s) {ops} that are neither TFLite builtins nor in TFLite's Select TF ops "
+                   f"set, so no TFLite runtime can run them")
+        else:
+            why = f"uses TensorFlow op(s) {ops} that are not TFLite builtin ops"
+        parts.append(f"{who} {why}")
+    any_flex_only = any(not e["custom"] for e in per_layer.values())
+    hint = ""
+    if any_flex_only and not select_tf_ops:
+        hint = ("; rerun with --select-tf-ops to keep them as TensorFlow ops (the app then needs TFLite's "
+                "Flex delegate)")
+    return "cannot export to TFLite: " + "; ".join(parts) + hint
+
+
+# -- the export ------------------------------------------------------------------------------------
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t0))
+    return statistics.median(times)
+
+
+def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
+                  calibration_images: str | os.PathLike | None = None, calibration_count: int = 64,
+                  select_tf_ops: bool = False, output: str | os.PathLike | None = None,
+                  timing_repeats: int = 5, seed: int = 0) -> TFLiteReport:
+    """Convert ``model_dir``'s SavedModel to TFLite, check it, record it (module doc)."""
+    from caffe2tf.serving.model import ServedModel
+
+    if quantize not in QUANTIZE_MODES:
+        raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not '{quantize}'")
+    p = Path(model_dir)
+    saved = p / "saved_model"
+    served = ServedModel.load(p)  # checks conversion.json
+    if served.backend != "saved_model":
+        raise ExportError("no saved_model/ to export (converted with --no-saved-model?); convert again "
+                          "without it", file=str(p))
+    record = served.record
+    sig = served.default
+    nchw = record.get("input_layout") == "nchw"
+    out_path = Path(output) if output else p / "model.tflite"
+    if out_path.suffix != ".tflite":
+        raise ExportError("the output file name must end in .tflite", file=str(out_path))
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serving_default"])
+    ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8 if quantize == "int8" else tf.lite.OpsSet.TFLITE_BUILTINS]
+    if select_tf_ops:
+        ops.append(tf.lite.OpsSet.SELECT_TF_OPS)
+    converter.target_spec.supported_ops = ops
+    calibration = None
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif quantize == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        image_inputs = [i for i in sig.inputs.values() if _is_image_input(i.shape, nchw)]
+        if calibration_images is not None:
+            files = images_from_dir(Path(calibration_images), calibration_count)
+            calibration = {"images": len(files), "source": f"{calibration_images}"}
+            images: Callable[[], Iterable[np.ndarray]] = lambda: _read_images(files)  # noqa: E731
+        else:
+            n = min(calibration_count, 16)
+            size = (256, 256)
+            if image_inputs:
+                s = image_inputs[0].shape
+                size = (s[2], s[3]) if nchw else (s[1], s[2])
+            log.warning("int8 without --calibration-images: calibrating on %d synthetic rooms; the "
+                        "quantized model's accuracy on real photos is unknown", n)
+            calibration = {"images": n, "source": "synthetic (no --calibration-images given)"}
+            images = lambda: synthetic_images(n, size, seed=1000 + seed)  # noqa: E731
+
+        def representative() -> Iterator[dict]:
+            yield from _feeds_from_images(images(), sig.inputs, record, seed)
+
+        converter.representative_dataset = representative
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the calibrator's "tf.lite.Interpreter is deprecated"
+            flatbuffer = converter.convert()
+    except Exception as exc:  # noqa: BLE001 - the converter raises ConverterError and friends
+        why = describe_unsupported(exc, record, select_tf_ops)
+        if why:
+            raise ExportError(why, file=str(p)) from None
+        first = next((ln.strip() for ln in str(exc).splitlines() if "error" in ln.lower()), str(exc).strip())
+        raise ExportError(f"TFLite conversion failed: {first[:400]}", file=str(p)) from None
+    convert_s = time.perf_counter() - t0
+    write_atomic(out_path, flatbuffer)
+
+    # -- check against the SavedModel on the same input
+    size = _check_size(sig.inputs, nchw)
+    feeds = next(_feeds_from_images(list(synthetic_images(1, size, seed=seed)), sig.inputs, record, seed))
+    has_image = any(_is_image_input(i.shape, nchw) for i in sig.inputs.values())
+    check_input = (f"a synthetic room photo ({size[0]}x{size[1]}, preprocessed)" if has_image
+                   else "a standard-normal random input")
+    max_abs: float | None = None
+    max_rel: float | None = None
+    agreement: list[float] = []
+    per_output: dict[str, dict] = {}
+    timing: dict[str, float] = {}
+    note = ""
+    try:
+        runner = TFLiteRunner(flatbuffer)
+        got = runner(feeds)
+    except RuntimeError as exc:
+        if not select_tf_ops or "Flex" not in str(exc) and "Select TensorFlow" not in str(exc):
+            raise ExportError(f"the TFLite interpreter cannot run the exported model: "
+                              f"{str(exc).splitlines()[0][:300]}", file=str(out_path)) from None
+        runner, got = None, None
+        note = ("not checked: this Python's TFLite interpreter has no Flex delegate to run the Select TF "
+                "ops; check it where the app's runtime links tensorflow-lite-select-tf-ops")
+        log.warning("%s", note)
+    if got is not None:
+        ref = sig.run(sig.check_feeds(feeds))
+        max_abs = max_rel = 0.0
+        for name, r in ref.items():
+            if name not in got:
+                raise ExportError(f"the TFLite model has no output '{name}' (has {sorted(got)})",
+                                  file=str(out_path))
+            g = got[name]
+            if g.shape != r.shape:
+                raise ExportError(f"output '{name}': TFLite shape {list(g.shape)} != SavedModel "
+                                  f"{list(r.shape)}", file=str(out_path))
+            a, rel = relative_error(r, g)
+            entry = {"max_abs_error": a, "max_rel_error": rel}
+            axis = _class_axis(r.shape, size)
+            if axis is not None:
+                agree = float(np.mean(np.argmax(r, axis=axis) == np.argmax(g, axis=axis)))
+                entry["argmax_agreement"] = agree
+                agreement.append(agree)
+            per_output[name] = entry
+            max_abs, max_rel = max(max_abs, a), max(max_rel, rel)
+        if timing_repeats > 0:
+            checked = sig.check_feeds(feeds)
+            timing = {"saved_model": round(_median_ms(lambda: sig.run(checked), timing_repeats), 3),
+                      "tflite": round(_median_ms(lambda: runner(feeds), timing_repeats), 3)}
+    exact = (max_rel <= WHOLE_NETWORK_TOLERANCE) if quantize == "none" and max_rel is not None else None
+    report = TFLiteReport(path=out_path, quantize=quantize, size_bytes=len(flatbuffer),
+                          saved_model_bytes=_dir_bytes(saved / "variables") or _dir_bytes(saved),
+                          select_tf_ops=select_tf_ops, max_abs_error=max_abs, max_rel_error=max_rel,
+                          argmax_agreement=min(agreement) if agreement else None, exact=exact,
+                          tolerance=WHOLE_NETWORK_TOLERANCE if quantize == "none" else None,
+                          check_input=check_input, timing_ms=timing, ops=op_counts(flatbuffer),
+                          calibration=calibration, convert_s=round(convert_s, 3), per_output=per_output,
+                          note=note)
+    if out_path.parent.resolve() == p.resolve():
+        update_record(p, out_path.name, report.to_json())
+    else:
+        update_record(p, str(out_path.resolve()), report.to_json())
+    return report
+
+
+def _check_size(inputs: dict, nchw: bool) -> tuple[int, int]:
+    for info in inputs.values():
+        if _is_image_input(info.shape, nchw):
+            s = info.shape
+            return (int(s[2]), int(s[3])) if nchw else (int(s[1]), int(s[2]))
+    return (64, 64)
+
+
+def _class_axis(shape: Sequence[int], input_hw: tuple[int, int]) -> int | None:
+    """The class axis of a per-pixel score map (NHWC or NCHW, told apart by the input's size)."""
+    if len(shape) != 4:
+        return None
+    if tuple(shape[2:4]) == tuple(input_hw) and tuple(shape[1:3]) != tuple(input_hw):
+        return 1 if shape[1] > 1 else None
+    return 3 if shape[3] > 1 else None

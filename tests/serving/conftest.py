@@ -1,0 +1,152 @@
+"""Fixtures for the service: the bundled example converted once, the app in-process, and the
+service as a real subprocess on a free loopback port (shared by the socket, load and browser tests).
+
+The live service runs with ``--workers 1 --queue-size 3``: capacity 4 requests in flight.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+from serving_helpers import LIVE_QUEUE, LIVE_WORKERS, REPO, converted_example, encode
+
+ARTIFACTS = REPO / "tests" / ".artifacts"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Starlette's TestClient warns that it will move off httpx; the client works as before."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"))
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return converted_example(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def served_model(model_dir: Path):
+    from caffe2tf.serving.model import ServedModel
+
+    return ServedModel.load(model_dir)
+
+
+@pytest.fixture(scope="session")
+def saved_model_fn(model_dir: Path):
+    """The SavedModel's serving_default, loaded on its own (not through the service's code)."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(model_dir / "saved_model"))
+    sig = loaded.signatures["serving_default"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return sig(data=tf.constant(x, tf.float32))["output_0"].numpy()
+
+    run.keep = loaded  # signatures hold weak references to the loaded object
+    return run
+
+
+@pytest.fixture(scope="session")
+def client(served_model):
+    from starlette.testclient import TestClient
+
+    from caffe2tf.serving.app import ServeConfig, create_app
+
+    app = create_app(served_model, ServeConfig(workers=1, queue_size=4, max_body_bytes=2 * 2 ** 20,
+                                               max_image_pixels=4_000_000, max_batch=8))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def room_photo() -> np.ndarray:
+    from caffe2tf.segmentation.synthetic import synthetic_room
+
+    return synthetic_room((360, 480), seed=7)[0]
+
+
+@pytest.fixture(scope="session")
+def room_jpeg(room_photo: np.ndarray) -> bytes:
+    return encode(room_photo, "JPEG")
+
+
+@pytest.fixture(scope="session")
+def room_png(room_photo: np.ndarray) -> bytes:
+    return encode(room_photo, "PNG")
+
+
+class LiveServer:
+    def __init__(self, proc: subprocess.Popen, url: str, lines: list[str]) -> None:
+        self.proc, self.url, self.lines = proc, url, lines
+
+    def log(self) -> str:
+        return "".join(self.lines[-60:])
+
+
+def _pump(stream, lines: list[str], ready: threading.Event, found: list[str]) -> None:  # noqa: ANN001
+    for line in iter(stream.readline, ""):
+        lines.append(line)
+        if not found and line.startswith("serving '") and " on http://" in line:
+            found.append(line.split(" on ", 1)[1].split()[0])
+            ready.set()
+    ready.set()
+
+
+def serve_cmd(*args: str) -> list[str]:
+    """``caffe2tf serve ...`` as a subprocess command (the CLI's main, whatever the entry points)."""
+    return [sys.executable, "-c", "import sys; from caffe2tf.cli import main; main(sys.argv[1:])", *args]
+
+
+@pytest.fixture(scope="session")
+def live_server(model_dir: Path):
+    """``caffe2tf serve MODEL --port 0`` as a subprocess; yields its base URL holder; stops it."""
+    import httpx
+
+    cmd = serve_cmd("serve", str(model_dir), "--port", "0", "--workers", str(LIVE_WORKERS),
+                    "--queue-size", str(LIVE_QUEUE), "--max-body-mb", "2", "--log-level", "warning")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                            cwd=REPO, start_new_session=True)
+    lines: list[str] = []
+    ready, found = threading.Event(), []
+    threading.Thread(target=_pump, args=(proc.stdout, lines, ready, found), daemon=True).start()
+    try:
+        if not ready.wait(180) or not found:
+            pytest.fail("the service did not start:\n" + "".join(lines[-40:]))
+        url = found[0]
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("the service does not answer /healthz:\n" + "".join(lines[-40:]))
+            time.sleep(0.2)
+        yield LiveServer(proc, url, lines)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
