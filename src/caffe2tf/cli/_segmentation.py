@@ -8,16 +8,8 @@ from typing import Callable
 import click
 import numpy as np
 
+from caffe2tf.cli.options import parse_number_list
 from caffe2tf.errors import Caffe2TFError
-
-
-def parse_number_list(text: str | None, what: str, cast=float) -> tuple | None:
-    if text is None:
-        return None
-    try:
-        return tuple(cast(x) for x in text.replace(" ", "").split(",") if x)
-    except ValueError:
-        raise click.BadParameter(f"'{text}' is not a comma-separated list of numbers", param_hint=what) from None
 
 
 def protocol_options(fn: Callable) -> Callable:
@@ -97,4 +89,4 @@ def protocol_kwargs(seg: LoadedSegmenter) -> dict:
     return dict(crop_size=s.crop_size, num_classes=s.num_classes, preprocessing=s.preprocessing, **s.protocol)
 
 
-__all__ = ["LoadedSegmenter", "load_segmenter", "protocol_options", "protocol_kwargs", "parse_number_list", "replace"]
+__all__ = ["LoadedSegmenter", "load_segmenter", "protocol_options", "protocol_kwargs"]

@@ -5,16 +5,7 @@ import json
 
 import click
 
-from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, parse_input_shapes
-
-
-def parse_floats(text: str | None, what: str) -> tuple[float, ...] | None:
-    if text is None:
-        return None
-    try:
-        return tuple(float(x) for x in text.replace(" ", "").split(",") if x)
-    except ValueError:
-        raise click.BadParameter(f"'{text}' is not a comma-separated list of numbers", param_hint=what) from None
+from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, parse_input_shapes, parse_number_list
 
 
 @click.command()
@@ -75,7 +66,7 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
         result = run_convert(prototxt, caffemodel, out_dir, fold=fold, input_layout=input_layout,
                              input_shapes=parse_input_shapes(input_shapes), force=force,
                              allow_unknown_fields=ignore_unknown_fields, plugins=plugins,
-                             preprocessing=Preprocessing(mean=parse_floats(mean, "--mean"), scale=scale, bgr=bgr),
+                             preprocessing=Preprocessing(mean=parse_number_list(mean, "--mean"), scale=scale, bgr=bgr),
                              save_saved_model=not no_saved_model, progress=progress, verify=verifier)
     finally:
         bar.close()

@@ -17,6 +17,16 @@ def parse_input_shapes(values: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def parse_number_list(text: str | None, what: str, cast=float) -> tuple | None:
+    """``"103.9,116.8,123.7"`` -> (103.9, 116.8, 123.7); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        return tuple(cast(x) for x in text.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise click.BadParameter(f"'{text}' is not a comma-separated list of numbers", param_hint=what) from None
+
+
 input_shape_option = click.option(
     "--input-shape", "input_shapes", multiple=True, metavar="NAME=N,C,H,W",
     help="Override (or give) an input blob's NCHW shape. Repeatable.")
