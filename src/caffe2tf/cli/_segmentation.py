@@ -2,7 +2,7 @@
 segmentation setup (crop size, classes, preprocessing, PSPNet protocol)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 import click
