@@ -13,7 +13,7 @@ echo "== 1. inspect the Caffe net"
 $C2T inspect "$NET" "$WEIGHTS"
 
 echo "== 2. convert to Keras + SavedModel, verifying every layer against the built-in Caffe reference"
-$C2T convert "$NET" "$WEIGHTS" -o "$OUT/model" --force --verify --mean 103.939,116.779,123.68 --bgr
+$C2T convert "$NET" "$WEIGHTS" -o "$OUT/model" --force --verify --mean 103.939,116.779,123.68 --bgr --classes indoor
 
 echo "== 3. layer-by-layer diff report (HTML)"
 $C2T diff "$NET" "$WEIGHTS" --builtin --html "$OUT/diff.html" --rows 8

@@ -13,6 +13,9 @@ PSPNET_MEAN_BGR = (103.939, 116.779, 123.68)
 LIVE_WORKERS, LIVE_QUEUE = 1, 3  # the live service's --workers and --queue-size (capacity 4)
 
 
+INDOOR_CLASSES = ["wall", "floor", "ceiling", "window", "door", "bed", "table", "seating", "storage", "other"]
+
+
 def converted_example(base: Path) -> Path:
     """examples/mini_pspnet converted (with PSPNet's mean) under ``base``, once per test session."""
     out = base / "mini_pspnet_model"
@@ -21,7 +24,8 @@ def converted_example(base: Path) -> Path:
     from caffe2tf.converter.convert import Preprocessing, convert
 
     convert(EXAMPLE / "deploy.prototxt", EXAMPLE / "weights.caffemodel", out, force=True,
-            preprocessing=Preprocessing(mean=PSPNET_MEAN_BGR, scale=1.0, bgr=True))
+            preprocessing=Preprocessing(mean=PSPNET_MEAN_BGR, scale=1.0, bgr=True),
+            class_names=INDOOR_CLASSES)
     return out
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from serving_helpers import INDOOR_CLASSES
 
 pytestmark = pytest.mark.browser
 
@@ -68,7 +69,7 @@ def test_upload_shows_overlay_legend_and_timing(page, live_server, room_file, ar
     items = page.locator("#legend li")
     assert items.count() >= 1
     first = items.nth(0).inner_text()
-    assert "class" in first and "%" in first
+    assert "%" in first and first.split()[0] in INDOOR_CLASSES  # names recorded by convert --classes
     timing = page.inner_text("#timing")
     assert "Model" in timing and "Round trip" in timing and "ms" in timing
     assert "class" in page.inner_text("#status")

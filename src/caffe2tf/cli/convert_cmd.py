@@ -25,13 +25,16 @@ from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, pars
 @click.option("--mean", help="Per-channel mean to record for preprocessing, net channel order, e.g. 103.939,116.779,123.68.")
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Input scale to record for preprocessing.")
 @click.option("--bgr/--rgb", default=True, show_default=True, help="Channel order the net expects.")
+@click.option("--classes", help="Class names to record for `segment`/`serve`: 'ade20k', 'indoor' or a file "
+                                "with one name per line.")
 @click.option("--verify", is_flag=True,
               help="After converting, diff every layer against the built-in Caffe reference on a random input; "
                    "exit 1 (report written to OUT/verification.html) if any layer is out of tolerance.")
 @click.option("--no-saved-model", is_flag=True, help="Write only model.keras (faster).")
 def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: bool, input_layout: str,
             input_shapes: tuple[str, ...], ignore_unknown_fields: bool, plugins: tuple[str, ...],
-            mean: str | None, scale: float, bgr: bool, verify: bool, no_saved_model: bool) -> None:
+            mean: str | None, scale: float, bgr: bool, classes: str | None, verify: bool,
+            no_saved_model: bool) -> None:
     """Convert a Caffe model to Keras and TensorFlow SavedModel.
 
     Writes OUT/model.keras, OUT/saved_model/ (serving_default signature) and
@@ -41,6 +44,16 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
     from tqdm import tqdm
 
     from caffe2tf.converter.convert import Preprocessing, convert as run_convert
+    from caffe2tf.errors import Caffe2TFError
+
+    class_names = None
+    if classes is not None:
+        from caffe2tf.segmentation.classes import load_class_names
+
+        try:
+            class_names = load_class_names(classes)
+        except OSError as exc:
+            raise Caffe2TFError(f"cannot read class names: {exc.strerror or exc}", file=classes) from None
 
     stages = ["init", "read", "fold", "build", "save"] + (["verify"] if verify else [])
     bar = tqdm(total=len(stages), desc="convert", unit="stage", leave=False, disable=None,
@@ -67,6 +80,7 @@ def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: boo
                              input_shapes=parse_input_shapes(input_shapes), force=force,
                              allow_unknown_fields=ignore_unknown_fields, plugins=plugins,
                              preprocessing=Preprocessing(mean=parse_number_list(mean, "--mean"), scale=scale, bgr=bgr),
+                             class_names=class_names,
                              save_saved_model=not no_saved_model, progress=progress, verify=verifier)
     finally:
         bar.close()

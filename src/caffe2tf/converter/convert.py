@@ -125,7 +125,8 @@ def conversion_record(original: Graph, graph: Graph, build, *, input_layout: str
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, out_dir: str | os.PathLike, *,
             fold: bool = True, input_layout: str = "nhwc", input_shapes: Mapping[str, Sequence[int]] | None = None,
             force: bool = False, allow_unknown_fields: bool = False, plugins: Sequence[str] = (),
-            preprocessing: Preprocessing | None = None, save_saved_model: bool = True,
+            preprocessing: Preprocessing | None = None, class_names: Sequence[str] | None = None,
+            save_saved_model: bool = True,
             progress: Callable[[str], None] | None = None,
             verify: Callable[[Graph, Graph, Path], object] | None = None) -> ConversionResult:
     """Convert a Caffe net to ``out_dir`` (see module docstring). Raises Caffe2TFError on bad input."""
@@ -152,6 +153,8 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, o
     record = conversion_record(original, graph, build, input_layout=input_layout, fold=fold,
                                prototxt=str(prototxt), caffemodel=str(caffemodel) if caffemodel else None,
                                preprocessing=preprocessing)
+    if class_names is not None:
+        record["class_names"] = list(class_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:

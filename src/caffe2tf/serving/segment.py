@@ -153,6 +153,8 @@ def segmentation_setup(model: ServedModel, *, class_names: Sequence[str] | None 
         pre = preprocessing_from_record(model.record)
     except ValueError as exc:
         return None, str(exc)
+    if class_names is None and model.record.get("class_names"):
+        class_names = list(model.record["class_names"])  # recorded by `convert --classes`
     if class_names is None:
         if num_classes == 150:
             from caffe2tf.segmentation.classes import ade20k_class_names
