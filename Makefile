@@ -33,6 +33,7 @@ test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -ra -m "not slow and not browser"
 
 bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[app,dev,bench]'
 	$(PY) benchmarks/read_caffemodel.py
 	$(PY) benchmarks/convert_pspnet.py
 	$(PY) benchmarks/serve.py
