@@ -22,18 +22,24 @@ def _caffe_interp_1d(x: np.ndarray, out: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n,out", [(7, 57), (60, 473), (9, 1), (1, 60), (5, 5), (8, 3), (2, 9), (473, 60)])
-def test_interp_table_matches_caffe_loop(n, out):
-    x = np.random.default_rng(n).standard_normal(n).astype(np.float32)
-    i0, i1, w0, w1 = caffe_math.interp_table(n, out)
-    got = w0 * x[i0] + w1 * x[i1]
-    np.testing.assert_allclose(got, _caffe_interp_1d(x, out), rtol=0, atol=1e-6)
-    assert i0.min() >= 0 and i1.max() <= n - 1
+def test_interp_layer_matches_caffe_loop(n, out):
+    """CaffeInterp (TF ResizeBilinear, align corners) against interp.cpp's loop, both axes."""
+    from caffe2tf.layer_mappings.custom_layers import CaffeInterp
+
+    x = np.random.default_rng(n).standard_normal((1, n, n + 2, 3)).astype(np.float32)
+    got = np.asarray(CaffeInterp((out, out + 1))(x))
+    rows = np.stack([np.stack([_caffe_interp_1d(x[0, i, :, c], out + 1) for c in range(3)], -1) for i in range(n)])
+    want = np.stack([np.stack([_caffe_interp_1d(rows[:, j, c], out) for c in range(3)], -1)
+                     for j in range(out + 1)], 1)
+    np.testing.assert_allclose(got[0], want, rtol=0, atol=2e-6 * max(1.0, np.abs(want).max()))
 
 
-def test_interp_table_ends_and_offset():
-    i0, i1, w0, w1 = caffe_math.interp_table(9, 17, offset=1)
-    assert i0[0] == 1 and w0[0] == 1 and w1[0] == 0
-    assert i0[-1] + (w1[-1] > 0) == 9  # last output reads the last cropped row (index 9 in the full input)
+def test_interp_layer_crops_negative_pads():
+    from caffe2tf.layer_mappings.custom_layers import CaffeInterp
+
+    x = np.random.default_rng(0).standard_normal((1, 9, 11, 2)).astype(np.float32)
+    got = np.asarray(CaffeInterp((7, 9), pad_beg=-1, pad_end=-1)(x))
+    np.testing.assert_array_equal(got, x[:, 1:-1, 1:-1, :])  # same size after the crop: a copy
 
 
 def test_pool_overhang_and_divisor():

@@ -8,30 +8,6 @@ from __future__ import annotations
 import numpy as np
 
 
-def interp_table(in_size: int, out_size: int, offset: int = 0
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Source rows and weights of Caffe's align-corners ``caffe_cpu_interp2`` along one axis.
-
-    ``in_size`` is the effective (cropped) input size, ``offset`` where that crop
-    starts in the real input (``-pad_beg``). Output ``i`` is
-    ``w0[i] * x[i0[i]] + w1[i] * x[i1[i]]``. Caffe computes the ratio and the
-    positions in float32 and truncates; so do we. A size-1 output reads row 0.
-    """
-    if in_size < 1 or out_size < 1:
-        raise ValueError(f"interp sizes must be positive, got {in_size} -> {out_size}")
-    i = np.arange(out_size)
-    if in_size == out_size:  # Caffe's "just copy" special case
-        idx = (i + offset).astype(np.int32)
-        return idx, idx, np.ones(out_size, np.float32), np.zeros(out_size, np.float32)
-    ratio = np.float32(in_size - 1) / np.float32(out_size - 1) if out_size > 1 else np.float32(0)
-    pos = (np.float32(ratio) * i.astype(np.float32)).astype(np.float32)
-    lo = pos.astype(np.int64)  # truncation, as C++'s int conversion
-    step = (lo < in_size - 1).astype(np.int64)
-    w1 = (pos - lo.astype(np.float32)).astype(np.float32)
-    w0 = (np.float32(1) - w1).astype(np.float32)
-    return ((lo + offset).astype(np.int32), (lo + step + offset).astype(np.int32), w0, w1)
-
-
 def pool_overhang(size: int, kernel: int, stride: int, pad: int, out: int) -> int:
     """Padding needed after the input so that ``out`` windows fit (Caffe's ceil
     overhang plus the trailing pad); 0 when the last window ends inside."""

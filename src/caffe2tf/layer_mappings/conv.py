@@ -47,11 +47,13 @@ def convolution(node, inputs, ctx):
             x = keras.layers.ZeroPadding2D(((g.pad[0],) * 2, (g.pad[1],) * 2), name=ctx.layer_name(node, "_pad"))(x)
     common = dict(kernel_size=tuple(g.kernel), strides=tuple(g.stride), padding=padding,
                   dilation_rate=tuple(g.dilation), use_bias=p.bias_term, name=ctx.layer_name(node))
+    # Zero initialisers: the Caffe weights overwrite them, and drawing random ones costs build time.
     if p.group > 1 and p.group == c_in:
-        layer = keras.layers.DepthwiseConv2D(depth_multiplier=p.num_output // c_in, **common)
+        layer = keras.layers.DepthwiseConv2D(depth_multiplier=p.num_output // c_in,
+                                             depthwise_initializer="zeros", **common)
         kernel = layout.depthwise_kernel(w, c_in)
     else:
-        layer = keras.layers.Conv2D(p.num_output, groups=p.group, **common)
+        layer = keras.layers.Conv2D(p.num_output, groups=p.group, kernel_initializer="zeros", **common)
         kernel = layout.conv_kernel_oihw_to_hwio(w)
     y = layer(x)
     layer.set_weights([kernel] + ([blobs[1]] if p.bias_term else []))
@@ -77,7 +79,7 @@ def deconvolution(node, inputs, ctx):
     if p.group == 1:
         layer = keras.layers.Conv2DTranspose(p.num_output, tuple(g.kernel), strides=tuple(g.stride), padding="valid",
                                              dilation_rate=tuple(g.dilation), use_bias=p.bias_term,
-                                             name=ctx.layer_name(node))
+                                             kernel_initializer="zeros", name=ctx.layer_name(node))
         y = layer(inputs[0])
         layer.set_weights(weights)
         if any(c for pair in crop for c in pair):

@@ -35,7 +35,8 @@ def inner_product(node, inputs, ctx):
         x = reshape_as_caffe(x, x_shape, (1, k), ctx, node, "_flatten")
     elif rank - axis > 1 or rank == 4:
         x = reshape_as_caffe(x, x_shape, tuple(x_shape[:axis]) + (k,), ctx, node, "_flatten")
-    dense = keras.layers.Dense(p.num_output, use_bias=p.bias_term, name=ctx.layer_name(node))
+    dense = keras.layers.Dense(p.num_output, use_bias=p.bias_term, kernel_initializer="zeros",
+                               name=ctx.layer_name(node))
     y = dense(x)
     dense.set_weights([layout.inner_product_kernel(w_nk, transpose=False)] + ([blobs[1]] if p.bias_term else []))
     if axis == 0:
