@@ -21,8 +21,12 @@ def converted_example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not (out / "conversion.json").is_file():
         from caffe2tf.converter.convert import Preprocessing, convert
 
+        from caffe2tf.segmentation.classes import load_class_names
+
+        # exactly as tests/serving/serving_helpers.converted_example, which may reuse this directory
         convert(EXAMPLE / "deploy.prototxt", EXAMPLE / "weights.caffemodel", out, force=True,
-                preprocessing=Preprocessing(mean=PSPNET_MEAN_BGR, scale=1.0, bgr=True))
+                preprocessing=Preprocessing(mean=PSPNET_MEAN_BGR, scale=1.0, bgr=True),
+                class_names=load_class_names("indoor"))
     return out
 
 

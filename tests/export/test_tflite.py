@@ -135,3 +135,11 @@ def test_cli_errors_are_one_line(tmp_path):
     assert result.output.count("\n") == 1 and "caffe2tf: error:" in result.output
     result = runner.invoke(cli, ["export", str(tmp_path)])
     assert result.exit_code == 2 and "--tflite" in result.output
+
+
+def test_relative_error_never_hides_nan():
+    ref = np.ones((2, 3), np.float32)
+    got = ref.copy()
+    got[0, 0] = np.nan
+    assert relative_error(ref, got) == (float("inf"), float("inf"))
+    assert relative_error(ref, ref) == (0.0, 0.0)

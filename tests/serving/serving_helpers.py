@@ -13,7 +13,9 @@ PSPNET_MEAN_BGR = (103.939, 116.779, 123.68)
 LIVE_WORKERS, LIVE_QUEUE = 1, 3  # the live service's --workers and --queue-size (capacity 4)
 
 
-INDOOR_CLASSES = ["wall", "floor", "ceiling", "window", "door", "bed", "table", "seating", "storage", "other"]
+from caffe2tf.segmentation.classes import load_class_names
+
+INDOOR_CLASSES = load_class_names("indoor")
 
 
 def converted_example(base: Path) -> Path:

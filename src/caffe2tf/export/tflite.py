@@ -151,8 +151,11 @@ def _dir_bytes(path: Path) -> int:
 
 
 def relative_error(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
-    """(max abs diff, max abs diff / max(max|ref|, 1e-6))."""
+    """(max abs diff, max abs diff / max(max|ref|, 1e-6)); (inf, inf) if either holds NaN/inf,
+    so a broken export can never hide behind NaN comparisons."""
     ref = np.asarray(ref, dtype=np.float64)
+    if not (np.isfinite(ref).all() and np.isfinite(np.asarray(got, dtype=np.float64)).all()):
+        return float("inf"), float("inf")
     diff = float(np.max(np.abs(ref - np.asarray(got, dtype=np.float64)))) if ref.size else 0.0
     return diff, diff / max(float(np.max(np.abs(ref))) if ref.size else 0.0, 1e-6)
 

@@ -100,7 +100,8 @@ class CaffeInterp(keras.layers.Layer):
             x = x[:, b:x.shape[1] - e, b:x.shape[2] - e, :]
         if tuple(x.shape[1:3]) == tuple(self.output_size):
             return x
-        return tf.compat.v1.image.resize_bilinear(x, self.output_size, align_corners=True)
+        return tf.raw_ops.ResizeBilinear(images=x, size=list(self.output_size), align_corners=True,
+                                         half_pixel_centers=False)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self.output_size, input_shape[3])
