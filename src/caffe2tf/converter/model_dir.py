@@ -18,6 +18,23 @@ class ModelDirError(Caffe2TFError):
     pass
 
 
+def read_record(p: Path) -> dict:
+    """``p/conversion.json``, checked to be a caffe2tf conversion record (else ModelDirError)."""
+    rec_path = p / "conversion.json"
+    if not p.is_dir():
+        raise ModelDirError("no such directory", file=str(p))
+    if not rec_path.is_file():
+        raise ModelDirError("not a converted model directory (no conversion.json); make one with "
+                            "`caffe2tf convert`", file=str(p))
+    try:
+        record = json.loads(rec_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"conversion.json is unreadable: {exc}", file=str(rec_path)) from None
+    if not isinstance(record, dict) or not str(record.get("format", "")).startswith("caffe2tf-conversion/"):
+        raise ModelDirError("conversion.json is not a caffe2tf conversion record", file=str(rec_path))
+    return record
+
+
 @dataclass
 class ConvertedModel:
     """A converted model and its conversion record.
@@ -33,16 +50,7 @@ class ConvertedModel:
     @classmethod
     def load(cls, path: str | Path) -> "ConvertedModel":
         p = Path(path)
-        rec_path = p / "conversion.json"
-        if not rec_path.is_file():
-            raise ModelDirError("not a converted model directory (no conversion.json); "
-                                "make one with `caffe2tf convert`", file=str(p))
-        try:
-            record = json.loads(rec_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelDirError(f"conversion.json is unreadable: {exc}", file=str(rec_path)) from None
-        if not str(record.get("format", "")).startswith("caffe2tf-conversion/"):
-            raise ModelDirError("conversion.json is not a caffe2tf conversion record", file=str(rec_path))
+        record = read_record(p)
         keras_path = p / "model.keras"
         if not keras_path.is_file():
             raise ModelDirError("model.keras is missing", file=str(p))

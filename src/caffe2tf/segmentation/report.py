@@ -85,6 +85,15 @@ def _pyplot():  # noqa: ANN202 - returns the matplotlib.pyplot module
     return plt
 
 
+def _save(plt, fig, path: str | Path) -> Path:  # noqa: ANN001 - pyplot module and figure
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_iou_bars(metrics: SegmentationMetrics, path: str | Path,
                   class_names: list[str] | None = None, max_classes: int = 60) -> Path:
     """Horizontal bar chart of per-class IoU (present classes, best first)."""
@@ -108,12 +117,7 @@ def plot_iou_bars(metrics: SegmentationMetrics, path: str | Path,
     if len(present) > len(shown):
         title += f" (best {len(shown)} of {len(present)})"
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_confusion(confusion: ConfusionMatrix, path: str | Path,
@@ -136,12 +140,7 @@ def plot_confusion(confusion: ConfusionMatrix, path: str | Path,
     ax.set_ylabel("ground truth")
     ax.set_title("Confusion matrix (row-normalised)")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_markdown_report(confusion: ConfusionMatrix, out_dir: str | Path,

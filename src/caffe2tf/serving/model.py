@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from caffe2tf.converter.model_dir import ModelDirError
+from caffe2tf.converter.model_dir import ModelDirError, read_record
 from caffe2tf.errors import Caffe2TFError
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ class ServedModel:
     def load(cls, path: str | Path, name: str | None = None) -> "ServedModel":
         """Load ``path`` (what ``caffe2tf convert`` wrote). Raises ModelDirError on a bad directory."""
         p = Path(path)
-        record = _read_record(p)
+        record = read_record(p)
         name = check_model_name(name) if name else default_model_name(p, record)
         saved = p / "saved_model"
         if (saved / "saved_model.pb").is_file():
@@ -211,24 +211,6 @@ class ServedModel:
     def metadata_json(self) -> dict:
         return {"model_spec": {"name": self.name, "signature_name": "", "version": MODEL_VERSION},
                 "metadata": {"signature_def": {"signature_def": self.signature_defs}}}
-
-
-def _read_record(p: Path) -> dict:
-    import json
-
-    rec_path = p / "conversion.json"
-    if not p.is_dir():
-        raise ModelDirError("no such directory", file=str(p))
-    if not rec_path.is_file():
-        raise ModelDirError("not a converted model directory (no conversion.json); make one with "
-                            "`caffe2tf convert`", file=str(p))
-    try:
-        record = json.loads(rec_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(f"conversion.json is unreadable: {exc}", file=str(rec_path)) from None
-    if not isinstance(record, dict) or not str(record.get("format", "")).startswith("caffe2tf-conversion/"):
-        raise ModelDirError("conversion.json is not a caffe2tf conversion record", file=str(rec_path))
-    return record
 
 
 def check_model_name(name: str) -> str:
