@@ -96,23 +96,26 @@ def power(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return _unary(node, inputs, lambda x: np.power(shift + scale * x, pw))
 
 
+def _ln_base(node: Node, base: float) -> float:
+    """ln(base) for Exp/Log, where Caffe's base -1 means e."""
+    if base != -1.0 and base <= 0.0:
+        raise fail(node, f"base must be positive or -1, got {base}")
+    return 1.0 if base == -1.0 else float(np.log(base))
+
+
 @kernel("Exp")
 def exp(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     p = node.param.exp_param
-    base, scale, shift = float(p.base), float(p.scale), float(p.shift)
-    if base != -1.0 and base <= 0.0:
-        raise fail(node, f"base must be positive or -1, got {base}")
-    log_base = 1.0 if base == -1.0 else float(np.log(base))
+    scale, shift = float(p.scale), float(p.shift)
+    log_base = _ln_base(node, float(p.base))
     return _unary(node, inputs, lambda x: np.exp(log_base * (shift + scale * x)))
 
 
 @kernel("Log")
 def log(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     p = node.param.log_param
-    base, scale, shift = float(p.base), float(p.scale), float(p.shift)
-    if base != -1.0 and base <= 0.0:
-        raise fail(node, f"base must be positive or -1, got {base}")
-    inv_log_base = 1.0 if base == -1.0 else 1.0 / float(np.log(base))
+    scale, shift = float(p.scale), float(p.shift)
+    inv_log_base = 1.0 / _ln_base(node, float(p.base))
     return _unary(node, inputs, lambda x: np.log(shift + scale * x) * inv_log_base)
 
 
