@@ -54,6 +54,10 @@ class Node:
         weights: float32 blobs in canonical shapes (empty tuple if none).
         line: 1-based line of the layer in the prototxt, for error messages.
         folded: names of layers folded into this one by passes.
+        reading: for a type name that Caffe forks use with different meanings,
+            which fork's meaning the reader chose from evidence in the net
+            (``BN``: ``"pspnet"`` | ``"segnet"``; ``Upsample``: ``"nearest"`` |
+            ``"unpool"``); ``None`` for every other type.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Node:
     weights: tuple[np.ndarray, ...] = ()
     line: int | None = None
     folded: tuple[str, ...] = ()
+    reading: str | None = None
 
     def with_(self, **changes: object) -> "Node":
         """A copy with some fields replaced (nodes are immutable)."""
