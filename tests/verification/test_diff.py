@@ -34,6 +34,7 @@ from caffe2tf.verification.diff import (
 from caffe2tf.verification.reference import check_supported, run_node
 from caffe2tf.verification.reference_file import RecordedLayer, RecordedOutput, ReferenceFile, read_reference
 from caffe2tf.verification.report_terminal import render_terminal
+from pending_cases import marks as pending_marks
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -267,15 +268,11 @@ def fake_caffe(monkeypatch):
     return FAKE_CAFFE
 
 
-def _shared_cases() -> list[Path]:
-    out = []
-    for d in sorted(p.parent for p in SHARED_REFERENCE.glob("*/weights.caffemodel")):
-        try:
-            check_supported(load_net(d / "net.prototxt", d / "weights.caffemodel"))
-        except Caffe2TFError:
-            continue
-        out.append(d)
-    return out
+def _shared_cases() -> list[object]:
+    """Every case that ships its caffemodel; those the executor cannot run yet are the
+    strict xfails of ``tests/pending_cases.py`` (never silently left out)."""
+    return [pytest.param(d, id=d.name, marks=pending_marks("diff", d.name))
+            for d in sorted(p.parent for p in SHARED_REFERENCE.glob("*/weights.caffemodel"))]
 
 
 SHARED_CASES = _shared_cases()
@@ -286,7 +283,7 @@ def _max_rel(a: RecordedOutput, b: RecordedOutput) -> float:
     return float(np.max(np.abs(a.array - b.array), initial=0.0) / max(b.abs_max, 1e-6))
 
 
-@pytest.mark.parametrize("case", SHARED_CASES, ids=[c.name for c in SHARED_CASES])
+@pytest.mark.parametrize("case", SHARED_CASES)
 def test_three_sources_agree(case: Path, fake_caffe) -> None:
     recorded = read_reference(case / "reference.h5")
     prototxt, weights = str(case / "net.prototxt"), str(case / "weights.caffemodel")

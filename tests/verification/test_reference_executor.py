@@ -20,6 +20,7 @@ from caffe2tf.verification.compare import (
     LABEL_MAP_MIN_AGREEMENT, compare_output, label_map_check, tolerance_for)
 from caffe2tf.verification.reference import run_graph
 from caffe2tf.verification.reference_file import RecordedLayer, read_reference
+from pending_cases import marks as pending_marks
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"
 WHOLE_NETWORK_PREFIXES = ("pspnet",)
@@ -29,8 +30,8 @@ def _case_params() -> list[object]:
     params: list[object] = []
     for case in sorted(p.parent for p in SHARED_REFERENCE.glob("*/net.prototxt")):
         slow = case.name.startswith(WHOLE_NETWORK_PREFIXES)
-        params.append(pytest.param(case, id=case.name,
-                                   marks=[pytest.mark.slow] if slow else []))
+        marks = ([pytest.mark.slow] if slow else []) + pending_marks("executor", case.name)
+        params.append(pytest.param(case, id=case.name, marks=marks))
     return params
 
 

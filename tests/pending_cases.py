@@ -1,0 +1,101 @@
+"""The one list of shared reference cases that a test family cannot pass yet.
+
+``../shared/caffe_reference/`` receives cases before caffe2tf supports their layers.
+Every test that globs the cases asks :func:`marks` for the case's marks: a case
+listed here for that test family is ``xfail(strict=True)`` with the reason, so CI
+stays green *and* honest — the day a case starts passing, its strict mark fails
+the run and the line below must be deleted. Nothing else may be weakened for a
+pending case. Issue 14 (the model zoo) empties this list.
+
+Families:
+    reader:    ``inspect --json`` shapes against the recorded shapes
+    executor:  the built-in NumPy executor against every recorded output
+    keras:     the Keras conversion (folded and unfolded) against every recorded output
+    diff:      the three reference sources (recorded, built-in, pycaffe) agree
+"""
+from __future__ import annotations
+
+import pytest
+
+_SSD = "SSD layers (Normalize/PriorBox/DetectionOutput) not supported yet (issue 14)"
+_ENET = "ENet/SegNet fork BN/Upsample not supported yet (issue 14)"
+_MASK = "MAX Pooling mask top not supported yet (issue 14)"
+
+PENDING: dict[str, dict[str, str]] = {
+    "reader": {
+        "bn_enet_inference": _ENET,
+        "bn_enet_learn_mode": _ENET,
+        "detectionoutput_basic": _SSD,
+        "detectionoutput_batch_mixed": _SSD,
+        "detectionoutput_multiclass": _SSD,
+        "detectionoutput_none": _SSD,
+        "enet_mini": _ENET,
+        "normalize_across_spatial": _SSD,
+        "normalize_channelwise": _SSD,
+        "priorbox_ssd300": _SSD,
+        "priorbox_variants": _SSD,
+        "res10_ssd_face": _SSD,
+    },
+    "executor": {
+        "bn_enet_inference": _ENET,
+        "bn_enet_learn_mode": _ENET,
+        "detectionoutput_basic": _SSD,
+        "detectionoutput_batch_mixed": _SSD,
+        "detectionoutput_multiclass": _SSD,
+        "detectionoutput_none": _SSD,
+        "enet_mini": _ENET,
+        "normalize_across_spatial": _SSD,
+        "normalize_channelwise": _SSD,
+        "pool_max_mask": _MASK,
+        "priorbox_ssd300": _SSD,
+        "priorbox_variants": _SSD,
+        "res10_ssd_face": _SSD,
+        "ssd_head_permute_flatten": "Permute not in the reference executor yet (issue 14)",
+        "tile": "Tile not in the reference executor yet (issue 14)",
+        "upsample_mask": _ENET,
+        "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
+    },
+    "keras": {
+        "bn_enet_inference": _ENET,
+        "bn_enet_learn_mode": _ENET,
+        "detectionoutput_basic": _SSD,
+        "detectionoutput_batch_mixed": _SSD,
+        "detectionoutput_multiclass": _SSD,
+        "detectionoutput_none": _SSD,
+        "enet_mini": _ENET,
+        "normalize_across_spatial": _SSD,
+        "normalize_channelwise": _SSD,
+        "pool_max_mask": _MASK,
+        "priorbox_ssd300": _SSD,
+        "priorbox_variants": _SSD,
+        "res10_ssd_face": _SSD,
+        "tile": "Tile not supported yet (issue 14)",
+        "upsample_mask": _ENET,
+        "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
+    },
+    "diff": {
+        "bn_enet_inference": _ENET,
+        "bn_enet_learn_mode": _ENET,
+        "detectionoutput_basic": _SSD,
+        "detectionoutput_batch_mixed": _SSD,
+        "detectionoutput_multiclass": _SSD,
+        "detectionoutput_none": _SSD,
+        "enet_mini": _ENET,
+        "normalize_across_spatial": _SSD,
+        "normalize_channelwise": _SSD,
+        "pool_max_mask": _MASK,
+        "priorbox_ssd300": _SSD,
+        "priorbox_variants": _SSD,
+        "res10_ssd_face": _SSD,
+        "ssd_head_permute_flatten": "Permute not in the reference executor yet (issue 14)",
+        "tile": "Tile not supported yet (issue 14)",
+        "upsample_mask": _ENET,
+        "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
+    },
+}
+
+
+def marks(family: str, case: str) -> list[pytest.MarkDecorator]:
+    """The marks a test of ``family`` gives reference case ``case`` (a name)."""
+    reason = PENDING[family].get(case)
+    return [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
