@@ -73,3 +73,55 @@ def test_both_pooling_spellings_parse() -> None:
     assert p.round_mode == caffe_pb2.PoolingParameter.FLOOR and p.ceil_mode
     p = text_format.Parse("ceil_mode: false", caffe_pb2.PoolingParameter())
     assert not p.ceil_mode and p.round_mode == caffe_pb2.PoolingParameter.CEIL
+
+
+@pytest.mark.parametrize("message, field, number", [
+    # weiliu89/caffe (branch ssd) src/caffe/proto/caffe.proto
+    ("LayerParameter", "permute_param", 202), ("LayerParameter", "prior_box_param", 203),
+    ("LayerParameter", "detection_output_param", 204), ("LayerParameter", "norm_param", 206),
+    ("NormalizeParameter", "across_spatial", 1), ("NormalizeParameter", "scale_filler", 2),
+    ("NormalizeParameter", "channel_shared", 3), ("NormalizeParameter", "eps", 4),
+    ("PriorBoxParameter", "clip", 5), ("PriorBoxParameter", "offset", 13),
+    ("DetectionOutputParameter", "keep_top_k", 7), ("DetectionOutputParameter", "variance_encoded_in_target", 8),
+    ("SaveOutputParameter", "resize_param", 7),
+    # hszhao/PSPNet BNParameter keeps its numbers; SegNet/ENet's fields are renumbered (theirs clash)
+    ("BNParameter", "slope_filler", 1), ("BNParameter", "eps", 4), ("BNParameter", "frozen", 5),
+    # SegNet/ENet UpsampleParameter
+    ("UpsampleParameter", "scale", 1), ("UpsampleParameter", "upsample_h", 6), ("UpsampleParameter", "upsample_w", 7),
+    ("DropoutParameter", "sample_weights_test", 2),
+])
+def test_fork_field_numbers(message: str, field: str, number: int) -> None:
+    """Fork fields keep the fork's own number wherever it does not clash."""
+    assert getattr(caffe_pb2, message).DESCRIPTOR.fields_by_name[field].number == number
+
+
+@pytest.mark.parametrize("text", [
+    # SSD (field names as weiliu89's tools write them)
+    'type: "Normalize" norm_param { across_spatial: false scale_filler { type: "constant" value: 20 } '
+    'channel_shared: false eps: 1e-10 }',
+    'type: "PriorBox" prior_box_param { min_size: 30 max_size: 60 aspect_ratio: 2 flip: true clip: false '
+    'variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 step: 8 offset: 0.5 }',
+    'type: "DetectionOutput" detection_output_param { num_classes: 21 share_location: true background_label_id: 0 '
+    'nms_param { nms_threshold: 0.45 top_k: 400 } save_output_param { label_map_file: "x" output_format: "VOC" '
+    'resize_param { prob: 1 resize_mode: WARP height: 300 width: 300 interp_mode: LINEAR } } '
+    'code_type: CENTER_SIZE keep_top_k: 200 confidence_threshold: 0.01 }',
+    # SegNet/ENet
+    'type: "BN" bn_param { bn_mode: INFERENCE scale_filler { type: "constant" value: 1 } '
+    'shift_filler { type: "constant" value: 0.001 } }',
+    'type: "Upsample" upsample_param { scale: 2 upsample_h: 7 upsample_w: 9 pad_out_h: false pad_out_w: false }',
+    'type: "Dropout" dropout_param { dropout_ratio: 0.5 sample_weights_test: false }',
+    # PSPNet
+    'type: "BN" bn_param { slope_filler { type: "constant" value: 1 } bias_filler { type: "constant" value: 0 } '
+    'frozen: true momentum: 0.95 eps: 1e-5 }',
+])
+def test_fork_prototxt_parses(text: str) -> None:
+    text_format.Parse(text, caffe_pb2.LayerParameter())
+
+
+def test_fork_defaults() -> None:
+    """Defaults are each fork's own (PriorBox clip: weiliu89's false; BN bn_mode: LEARN)."""
+    assert caffe_pb2.PriorBoxParameter().clip is False
+    assert caffe_pb2.BNParameter().bn_mode == caffe_pb2.BNParameter.LEARN
+    assert caffe_pb2.BNParameter().eps == pytest.approx(1e-5)
+    assert caffe_pb2.NormalizeParameter().eps == pytest.approx(1e-10)
+    assert caffe_pb2.UpsampleParameter().scale == 2  # SegNet/ENet; a YOLO "nearest" reading gets 1 from the reader

@@ -235,7 +235,7 @@ for _t in ("ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "
 _RULES["PReLU"] = _same(lambda p, x: [(1,) if p.prelu_param.channel_shared else (x[1],)])
 _RULES["BatchNorm"] = _same(lambda p, x: [(x[1],), (x[1],), (1,)])
 _RULES["BN"] = _same(lambda p, x: [(x[1],)] * 4)
-_RULES["Normalize"] = _same(lambda p, x: [(1,) if p.normalize_param.channel_shared else (x[1],)])
+_RULES["Normalize"] = _same(lambda p, x: [(1,) if p.norm_param.channel_shared else (x[1],)])
 
 
 @rule("Split")
