@@ -12,8 +12,12 @@ from caffe2tf.errors import Caffe2TFError
 
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
-@click.option("--images", required=True, type=click.Path(file_okay=False), help="Folder of photos.")
-@click.option("--labels", required=True, type=click.Path(file_okay=False), help="Folder of label PNGs (same names).")
+@click.option("--images", type=click.Path(file_okay=False), help="Folder of photos.")
+@click.option("--labels", type=click.Path(file_okay=False), help="Folder of label PNGs (same names).")
+@click.option("--manifest", type=click.Path(dir_okay=False, exists=True),
+              help="Instead of --images/--labels: a manifest.jsonl written by `caffe2tf dataset prepare`.")
+@click.option("--split", type=click.Choice(["train", "val"]), default="train", show_default=True,
+              help="Which split of --manifest to train on.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Where the fine-tuned model (a directory `segment`/`evaluate`/`serve` accept) and checkpoints go.")
 @click.option("--steps", type=int, default=1000, show_default=True, help="Total SGD steps (the poly schedule spans them).")
@@ -26,7 +30,7 @@ from caffe2tf.errors import Caffe2TFError
 @click.option("--checkpoint-every", type=int, default=100, show_default=True)
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT/checkpoints holds a checkpoint.")
 @click.option("--seed", type=int, default=0, show_default=True)
-def finetune(model_dir: str, images: str, labels: str, out_dir: str, steps: int, batch_size: int, lr: float,
+def finetune(model_dir: str, images: str | None, labels: str | None, manifest: str | None, split: str, out_dir: str, steps: int, batch_size: int, lr: float,
              ignore_index: int, label_offset: int, train_bn: bool, checkpoint_every: int, no_resume: bool,
              seed: int) -> None:
     """Fine-tune a converted segmentation model (PSPNet recipe: random scale, crop
@@ -47,6 +51,15 @@ def finetune(model_dir: str, images: str, labels: str, out_dir: str, steps: int,
     from caffe2tf.segmentation.finetune import finetune as run_finetune
     from caffe2tf.serving.segment import preprocessing_from_record
 
+    pairs = None
+    if manifest is not None:
+        if images or labels:
+            raise click.UsageError("give --manifest or --images/--labels, not both")
+        from caffe2tf.segmentation.dataset import read_manifest
+
+        pairs = read_manifest(manifest, split)
+    elif not (images and labels):
+        raise click.UsageError("give --images and --labels, or --manifest")
     src = ConvertedModel.load(model_dir)
     if src.input_layout != "nhwc":
         raise Caffe2TFError("fine-tuning needs a model converted with the default NHWC input layout", file=model_dir)
@@ -67,10 +80,10 @@ def finetune(model_dir: str, images: str, labels: str, out_dir: str, steps: int,
                           ignore_index=ignore_index, from_logits=True,
                           preprocessing=preprocessing_from_record(src.record), freeze_bn=not train_bn,
                           checkpoint_every=checkpoint_every, resume=not no_resume, seed=seed,
-                          label_transform=label_transform if label_offset else None)
+                          label_transform=label_transform if label_offset else None, pairs=pairs)
     record = dict(src.record)
     record["finetuned"] = {"from": str(model_dir), "steps": result.final_step, "images": str(images),
-                           "labels": str(labels), "lr": lr, "batch_size": batch_size,
+                           "labels": str(labels), "manifest": manifest and f"{manifest} ({split})", "lr": lr, "batch_size": batch_size,
                            "final_loss": result.losses[-1] if result.losses else None}
     saved = out / "saved_model"
     if saved.exists():

@@ -19,7 +19,8 @@ from caffe2tf.segmentation.metrics import ConfusionMatrix
 from caffe2tf.segmentation.protocol import LogitsFn, SegmentationResult, segment_image
 from caffe2tf.segmentation.visualize import read_label_png
 
-__all__ = ["IMAGE_SUFFIXES", "list_pairs", "read_rgb", "keras_logits_fn", "evaluate_directory"]
+__all__ = ["IMAGE_SUFFIXES", "list_pairs", "read_rgb", "read_pair", "keras_logits_fn", "evaluate_directory",
+           "evaluate_pairs"]
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +92,35 @@ def evaluate_directory(images_dir: str | Path, labels_dir: str | Path, logits_fn
     ``metric_classes``. ``on_result(image_path, result)`` sees every prediction.
     """
     pairs = list_pairs(images_dir, labels_dir)[:limit]
+    confusion = evaluate_pairs(pairs, logits_fn, num_classes, ignore_index=ignore_index, gt_transform=gt_transform,
+                               pred_transform=pred_transform, metric_classes=metric_classes, on_result=on_result,
+                               **protocol)
+    log.info("evaluated %d images from %s", len(pairs), images_dir)
+    return confusion
+
+
+def read_pair(image_path: Path, label_path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """An image (RGB uint8) and its stored label map, checked to have the same size."""
+    image = read_rgb(image_path)
+    gt = read_label_png(label_path)
+    if gt.shape != image.shape[:2]:
+        raise SegmentationInputError(f"label size {gt.shape} != image size "
+                                     f"{image.shape[:2]} of {Path(image_path).name}",
+                                     file=str(label_path))
+    return image, gt
+
+
+def evaluate_pairs(pairs: list[tuple[Path, Path]], logits_fn: LogitsFn, num_classes: int, *,
+                   ignore_index: int = 255,
+                   gt_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                   pred_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                   metric_classes: int | None = None,
+                   on_result: Callable[[Path, SegmentationResult], None] | None = None,
+                   **protocol: Any) -> ConfusionMatrix:
+    """:func:`evaluate_directory` over explicit (image, label) pairs (e.g. a manifest's)."""
     confusion = ConfusionMatrix(metric_classes or num_classes, ignore_index)
     for i, (image_path, label_path) in enumerate(pairs):
-        image = read_rgb(image_path)
-        gt = read_label_png(label_path)
-        if gt.shape != image.shape[:2]:
-            raise SegmentationInputError(f"label size {gt.shape} != image size "
-                                         f"{image.shape[:2]} of {image_path.name}",
-                                         file=str(label_path))
+        image, gt = read_pair(image_path, label_path)
         if gt_transform is not None:
             gt = gt_transform(gt)
         result = segment_image(image, logits_fn, num_classes=num_classes, **protocol)
@@ -107,5 +129,4 @@ def evaluate_directory(images_dir: str | Path, labels_dir: str | Path, logits_fn
         if on_result is not None:
             on_result(image_path, result)
         log.debug("evaluated %d/%d %s", i + 1, len(pairs), image_path.name)
-    log.info("evaluated %d images from %s", len(pairs), images_dir)
     return confusion

@@ -203,7 +203,7 @@ def _input_crop(model: keras.Model, crop_size: tuple[int, int] | None) -> tuple[
     return int(h), int(w)
 
 
-def finetune(model: keras.Model, images_dir: str | Path, labels_dir: str | Path,
+def finetune(model: keras.Model, images_dir: str | Path | None, labels_dir: str | Path | None,
              out_dir: str | Path, steps: int, batch_size: int = 8, lr: float = 0.01,
              num_classes: int | None = None, ignore_index: int = 255, *,
              from_logits: bool = True, crop_size: tuple[int, int] | None = None,
@@ -212,8 +212,8 @@ def finetune(model: keras.Model, images_dir: str | Path, labels_dir: str | Path,
              momentum: float = 0.9, power: float = 0.9, weight_decay: float = 0.0,
              freeze_bn: bool = True, checkpoint_every: int = 100, keep_checkpoints: int = 3,
              resume: bool = True, until_step: int | None = None, seed: int = 0,
-             log_every: int = 20, label_transform: Callable[[np.ndarray], np.ndarray] | None = None
-             ) -> FinetuneResult:
+             log_every: int = 20, label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+             pairs: list[tuple[Path, Path]] | None = None) -> FinetuneResult:
     """Fine-tune ``model`` in place for ``steps`` total steps (module doc).
 
     With ``resume`` and a checkpoint in ``OUT/checkpoints`` training continues from
@@ -221,8 +221,11 @@ def finetune(model: keras.Model, images_dir: str | Path, labels_dir: str | Path,
     stops this call early at that step (checkpointed), e.g. to train in chunks; the
     schedule still spans ``steps``. ``OUT/model.keras`` is written at the end of
     every call (the final model once ``steps`` is reached). ``num_classes``, when
-    given, is checked against the model output.
+    given, is checked against the model output. ``pairs`` (e.g. a manifest's
+    :func:`~caffe2tf.segmentation.dataset.read_manifest`) replaces the two folders.
     """
+    if pairs is None and (images_dir is None or labels_dir is None):
+        raise ValueError("give images_dir and labels_dir, or pairs")
     out = Path(out_dir)
     ckpt_dir = out / "checkpoints"
     ckpt_dir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +268,8 @@ def finetune(model: keras.Model, images_dir: str | Path, labels_dir: str | Path,
     losses: list[float] = []
     began = time.perf_counter()
     if start < stop:
-        pairs = list_pairs(images_dir, labels_dir)
+        if pairs is None:
+            pairs = list_pairs(images_dir, labels_dir)
         data = make_dataset(pairs, crop, batch_size, preprocessing=preprocessing,
                             ignore_index=ignore_index, scale_range=scale_range, flip=flip,
                             seed=seed, skip_batches=start, label_transform=label_transform)
