@@ -27,7 +27,6 @@ COMMANDS: dict[str, str] = {
     "dump-reference": "caffe2tf.cli.dump_reference_cmd:dump_reference",
     "segment": "caffe2tf.cli.segment_cmd:segment",
     "detect": "caffe2tf.cli.detect_cmd:detect",
-    "detect": "caffe2tf.cli.detect_cmd:detect",
     "evaluate": "caffe2tf.cli.evaluate_cmd:evaluate",
     "finetune": "caffe2tf.cli.finetune_cmd:finetune",
     "serve": "caffe2tf.cli.serve_cmd:serve",
