@@ -20,6 +20,7 @@ from caffe2tf.converter.reader import load_net
 from caffe2tf.errors import ConversionError, UnsupportedLayerError
 from caffe2tf.layer_mappings import custom_layers, layout, registry
 from caffe2tf.verification.reference import run_graph
+from tolerances import SAME_GRAPH_REL, assert_same_graph
 
 EVERYTHING = """
 name: "everything"
@@ -188,7 +189,9 @@ def test_keras_file_round_trip_with_only_custom_layers(everything, tmp_path):
         xs = np.load(r"{tmp_path / 'x.npz'}"); want = np.load(r"{tmp_path / 'want.npz'}")
         got = m([xs[k] for k in sorted(xs.files)])
         for g, k in zip(got, sorted(want.files)):
-            np.testing.assert_array_equal(np.asarray(g), want[k])
+            # another process, same graph: its own thread pool may sum in another order
+            err = np.max(np.abs(np.asarray(g, np.float64) - want[k])) / max(np.max(np.abs(want[k])), 1e-6)
+            assert err <= {SAME_GRAPH_REL}, (k, err)
         print("ok", len(got))
     ''')
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -221,4 +224,5 @@ def test_saved_model_export_round_trip(tmp_path):
     reloaded = tf.saved_model.load(str(tmp_path / "saved"))  # keep a reference: it owns the variables
     served = reloaded.serve(x)
     for got, want in zip(served, model(x)):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        # traced SavedModel vs eager Keras: TF may choose other kernels (seen: one ulp on AVX-512)
+        assert_same_graph(got, want, why="SavedModel vs eager Keras call")

