@@ -94,3 +94,27 @@ def test_nchw_input_layout(tmp_path):
     got = m.predict(x)["prob"]
     want = ref.layer("prob").outputs[0].array
     assert np.abs(got - want).max() <= 1e-5 * np.abs(want).max()
+
+
+def test_default_output_beside_the_prototxt_named_after_the_net(tmp_path):
+    """`caffe2tf convert NET WEIGHTS` as the tool is introduced: no -o needed."""
+    net = tmp_path / "models" / "deploy.prototxt"
+    net.parent.mkdir()
+    net.write_text('name: "tiny conv"\n' + (REF / "conv_basic" / "net.prototxt").read_text())
+    name = "tiny_conv"
+    args = ["convert", str(net), str(REF / "conv_basic" / "weights.caffemodel"), "--no-saved-model"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    out = net.parent / f"{name}_tf"
+    assert (out / "model.keras").is_file() and str(out) in res.output
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 2 and "--force" in again.output and str(out) in again.output
+    assert CliRunner().invoke(cli, args + ["--force"]).exit_code == 0
+
+
+def test_default_output_name_is_sanitised(tmp_path):
+    from caffe2tf.converter.convert import default_output_dir
+
+    assert default_output_dir(tmp_path / "a.prototxt", "VGG/16 layers") == tmp_path / "VGG_16_layers_tf"
+    assert default_output_dir(tmp_path / "a.prototxt", "") == tmp_path / "a_tf"
+    assert default_output_dir(tmp_path / "a.prototxt", "../..") == tmp_path / "a_tf"

@@ -11,8 +11,9 @@ from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, pars
 @click.command()
 @click.argument("prototxt", type=click.Path(dir_okay=False))
 @click.argument("caffemodel", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Directory to write (must not exist unless --force).")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False),
+              help="Directory to write (must not exist unless --force). Default: beside PROTOTXT, "
+                   "named after the net with a _tf suffix (e.g. models/ResNet-50_tf).")
 @click.option("--force", is_flag=True, help="Replace OUT if it exists.")
 @click.option("--fold/--no-fold", default=True, show_default=True,
               help="Fold BatchNorm/BN/Scale/Bias into the preceding conv or inner product.")
@@ -31,7 +32,7 @@ from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, pars
               help="After converting, diff every layer against the built-in Caffe reference on a random input; "
                    "exit 1 (report written to OUT/verification.html) if any layer is out of tolerance.")
 @click.option("--no-saved-model", is_flag=True, help="Write only model.keras (faster).")
-def convert(prototxt: str, caffemodel: str, out_dir: str, force: bool, fold: bool, input_layout: str,
+def convert(prototxt: str, caffemodel: str, out_dir: str | None, force: bool, fold: bool, input_layout: str,
             input_shapes: tuple[str, ...], ignore_unknown_fields: bool, plugins: tuple[str, ...],
             mean: str | None, scale: float, bgr: bool, classes: str | None, verify: bool,
             no_saved_model: bool) -> None:

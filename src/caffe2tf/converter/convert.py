@@ -57,6 +57,15 @@ class OutputExistsError(Caffe2TFError):
     pass
 
 
+def default_output_dir(prototxt: str | os.PathLike, net_name: str) -> Path:
+    """Where ``convert`` writes when no output is named: beside the prototxt, named after
+    the net (its ``name:``, else the prototxt's stem) with a ``_tf`` suffix, e.g.
+    ``models/VGG_ILSVRC_16_layers_tf`` — the suffix keeps it from ever being a folder the
+    user had for something else."""
+    stem = "".join(c if c.isalnum() or c in "._-" else "_" for c in net_name.strip()).strip("._")
+    return Path(prototxt).parent / f"{stem or Path(prototxt).stem}_tf"
+
+
 def _sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -122,20 +131,26 @@ def conversion_record(original: Graph, graph: Graph, build, *, input_layout: str
     }
 
 
-def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, out_dir: str | os.PathLike, *,
+def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
+            out_dir: str | os.PathLike | None = None, *,
             fold: bool = True, input_layout: str = "nhwc", input_shapes: Mapping[str, Sequence[int]] | None = None,
             force: bool = False, allow_unknown_fields: bool = False, plugins: Sequence[str] = (),
             preprocessing: Preprocessing | None = None, class_names: Sequence[str] | None = None,
             save_saved_model: bool = True,
             progress: Callable[[str], None] | None = None,
             verify: Callable[[Graph, Graph, Path], object] | None = None) -> ConversionResult:
-    """Convert a Caffe net to ``out_dir`` (see module docstring). Raises Caffe2TFError on bad input."""
+    """Convert a Caffe net to ``out_dir`` (see module docstring; ``None``: the
+    :func:`default_output_dir`). Raises Caffe2TFError on bad input."""
     from caffe2tf.converter.passes import run_passes
     from caffe2tf.converter.reader import load_net
 
-    out = Path(out_dir)
-    if out.exists() and not force:
-        raise OutputExistsError("exists; pass --force to replace it", file=str(out))
+    def refuse_existing(out: Path) -> None:
+        if out.exists() and not force:
+            raise OutputExistsError("exists; pass --force to replace it", file=str(out))
+
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        refuse_existing(out)  # before any work when the user named it
     timings: dict[str, float] = {}
     with _stage(timings, "init", progress):  # importing TensorFlow/Keras, timed on its own
         from caffe2tf.converter.build import build_keras_model
@@ -145,6 +160,9 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, o
             registry.load_plugin(plugin)
     with _stage(timings, "read", progress):
         original = load_net(prototxt, caffemodel, input_shapes=input_shapes, allow_unknown_fields=allow_unknown_fields)
+    if out is None:
+        out = default_output_dir(prototxt, original.name)
+        refuse_existing(out)
     with _stage(timings, "fold", progress):
         graph = run_passes(original, fold=fold)
     with _stage(timings, "build", progress):
