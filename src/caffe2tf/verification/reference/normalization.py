@@ -5,8 +5,18 @@
   ``y = (x - mean) / sqrt(var + eps)``, ``eps`` from ``batch_norm_param``.
   An explicit ``use_global_stats: false`` makes Caffe use the statistics of
   the batch itself (mean and biased variance over N and the spatial axes).
-* ``BN`` (PSPNet): ``y = slope * (x - mean) / sqrt(var + eps) + bias``,
-  ``eps`` from ``bn_param.eps``.
+* ``BN`` (``node.reading``): ``"pspnet"`` (or None, for graphs read before
+  readings existed): ``y = slope * (x - mean) / sqrt(var + eps) + bias``,
+  ``eps`` from ``bn_param.eps``. ``"segnet"`` (SegNet/ENet fork, blobs scale,
+  shift): ``bn_mode: INFERENCE`` gives ``y = scale * x + shift``; LEARN (the
+  default) normalises with the batch's own statistics even in TEST:
+  ``mean = E[x]``, ``var = E[x^2] - E[x]^2`` over N, H, W, then
+  ``y = scale * (x - mean) / sqrt(var + 1e-9) + shift`` (eps fixed at 1e-9 in
+  the fork's ``bn_layer.cpp``); optional tops 2 and 3 are that mean and
+  variance, shaped (1, C, 1, 1).
+* ``Normalize`` (SSD): ``y = x / sqrt(sum x^2 + eps) * s``, the sum over C, H,
+  W of each sample (``across_spatial``, the default) or over C at each pixel;
+  ``s`` one shared value (``channel_shared``, the default) or one per channel.
 * ``Scale``: ``y = x * s (+ b)``, where ``s`` is the blob (one bottom) or the
   second bottom, shaped ``x.shape[axis:axis+num_axes]`` and broadcast over the
   other axes; ``Bias``: ``y = x + b`` likewise.
@@ -62,8 +72,44 @@ def batch_norm(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [f32((x - mean) / np.sqrt(var + eps))]
 
 
+_SEGNET_BN_EPS = 1e-9
+
+
 @kernel("BN")
-def bn_pspnet(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+def bn(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The forks' ``BN``, by ``node.reading``."""
+    if node.reading in (None, "pspnet"):
+        return _bn_pspnet(node, inputs)
+    if node.reading == "segnet":
+        return _bn_segnet(node, inputs)
+    raise fail(node, f"BN reading {node.reading!r} is unknown (expected 'pspnet' or 'segnet')")
+
+
+def _bn_segnet(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """SegNet/ENet ``BN``: blobs scale, shift; INFERENCE affine or LEARN batch statistics."""
+    expect_inputs(node, inputs, 1)
+    if len(node.weights) < 2:
+        raise fail(node, f"expects 2 blobs (scale, shift), got {len(node.weights)}")
+    x = np.asarray(inputs[0], dtype=np.float64)
+    scale_, shift = (_per_channel(node, w, x) for w in node.weights[:2])
+    p = node.param.bn_param
+    n_top = len(node.outputs)
+    if p.bn_mode == caffe_pb2.BNParameter.INFERENCE:
+        if n_top != 1:
+            raise fail(node, "bn_mode INFERENCE has one top")
+        return [f32(scale_ * x + shift)]
+    if not 1 <= n_top <= 3:
+        raise fail(node, f"BN has 1 to 3 tops, got {n_top}")
+    axes = (0,) + tuple(range(2, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    var = (x * x).mean(axis=axes, keepdims=True) - mean * mean
+    y = scale_ * (x - mean) / np.sqrt(var + _SEGNET_BN_EPS) + shift
+    c = x.shape[1]
+    stats = [mean.reshape(1, c, 1, 1), var.reshape(1, c, 1, 1)]
+    return [f32(y)] + [f32(s) for s in stats[:n_top - 1]]
+
+
+def _bn_pspnet(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """PSPNet ``BN``: blobs slope, bias, mean, variance."""
     expect_inputs(node, inputs, 1)
     if len(node.weights) < 4:
@@ -151,6 +197,31 @@ def _window_sum(a: np.ndarray, size: int, axis: int) -> np.ndarray:
     hi = np.take(csum, np.arange(size, size + n), axis=axis)
     lo = np.take(csum, np.arange(0, n), axis=axis)
     return hi - lo
+
+
+@kernel("Normalize")
+def normalize(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """SSD ``Normalize``: L2 norm (eps inside the root) times a learned scale."""
+    expect_inputs(node, inputs, 1)
+    x = np.asarray(inputs[0], dtype=np.float64)
+    if x.ndim < 2:
+        raise fail(node, f"expects a bottom of 2 or more axes, got shape {x.shape}")
+    p = node.param.norm_param
+    if not node.weights:
+        raise fail(node, "Normalize needs its scale blob")
+    s = np.asarray(node.weights[0], dtype=np.float64).reshape(-1)
+    c = x.shape[1]
+    if p.channel_shared:
+        if s.size != 1:
+            raise fail(node, f"channel_shared scale has {s.size} values, expected 1")
+        s = s.reshape(())
+    else:
+        if s.size != c:
+            raise fail(node, f"scale has {s.size} values for {c} channels")
+        s = s.reshape((c,) + (1,) * (x.ndim - 2))
+    axes = tuple(range(1, x.ndim)) if p.across_spatial else (1,)
+    norm = np.sqrt((x * x).sum(axis=axes, keepdims=True) + float(np.float32(p.eps)))
+    return [f32(x / norm * s)]
 
 
 @kernel("LRN")

@@ -8,7 +8,11 @@ Output size (``PoolingLayer::Reshape``)::
 
 Window of output ``oh``: ``hstart = oh*sh - ph``, ``hend = hstart + kh``.
 
-* MAX: max over the window clipped to the input ``[0, H)``.
+* MAX: max over the window clipped to the input ``[0, H)``. A second top is
+  the argmax mask (as float): the flat index ``h*W + w`` of the maximum in the
+  unpadded input plane of that (n, c), the first maximum in row-major window
+  order on ties (Caffe compares with a strict ``>`` starting from -FLT_MAX, so
+  a window with no value above -FLT_MAX gets -1).
 * AVE: sum over the window clipped to the input, divided by
   ``(min(hend, H + ph) - hstart) * (min(wend, W + pw) - wstart)``: the window
   clipped to the *padded* input (padding counts, the ceil overhang does not).
@@ -91,6 +95,17 @@ def _ave_divisor(size: int, k: int, s: int, p: int, out: int) -> np.ndarray:
     return (end - start).astype(np.float64)
 
 
+def _max_mask(win: np.ndarray, y: np.ndarray, sp: Spatial2D, width: int) -> np.ndarray:
+    """Caffe's MAX-pooling mask top from the (N, C, OH, OW, kh, kw) windows."""
+    n, c, oh, ow, kh, kw = win.shape
+    first = win.reshape(n, c, oh, ow, kh * kw).argmax(axis=-1)  # first maximum
+    dy, dx = np.divmod(first, kw)
+    hh = np.arange(oh).reshape(oh, 1) * sp.sh - sp.ph + dy
+    ww = np.arange(ow).reshape(1, ow) * sp.sw - sp.pw + dx
+    mask = (hh * width + ww).astype(np.float64)
+    return f32(np.where(y > -_FLT_MAX, mask, -1.0))
+
+
 @kernel("Pooling")
 def pooling(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Caffe ``Pooling``: MAX or AVE with Caffe's rounding and divisor rules."""
@@ -99,12 +114,20 @@ def pooling(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     h, w = x.shape[2:]
     oh, ow, sp = output_shape(node, h, w)
     method = node.param.pooling_param.pool
+    n_top = len(node.outputs)
+    if n_top == 2 and method != _PP.MAX:
+        raise fail(node, "only MAX pooling has a second (mask) top")
+    if n_top not in (1, 2):
+        raise fail(node, f"Pooling has 1 or 2 tops, got {n_top}")
     if method == _PP.MAX:
         xp = _extend(np.asarray(x, dtype=np.float32), sp, oh, ow, -np.inf)
-        y = _windows(xp, sp, oh, ow).max(axis=(4, 5))
+        win = _windows(xp, sp, oh, ow)
+        y = win.max(axis=(4, 5))
         # a window entirely outside the input keeps Caffe's initial -FLT_MAX
         y = np.where(np.isneginf(y), -_FLT_MAX, y)
-        return [f32(y)]
+        if n_top == 1:
+            return [f32(y)]
+        return [f32(y), _max_mask(win, y, sp, w)]
     if method == _PP.AVE:
         xp = _extend(np.asarray(x, dtype=np.float64), sp, oh, ow, 0.0)
         total = _windows(xp, sp, oh, ow).sum(axis=(4, 5))

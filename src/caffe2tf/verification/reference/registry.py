@@ -22,10 +22,12 @@ _KERNELS: dict[str, Kernel] = {}
 _MODULES = (
     "activations",
     "conv",
+    "detection",
     "interp",
     "normalization",
     "pooling",
     "shape_ops",
+    "upsample",
 )
 _loaded = False
 

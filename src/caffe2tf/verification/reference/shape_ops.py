@@ -16,6 +16,10 @@ ArgMax     top-k indices (or values with ``out_max_val``) along ``axis``, or
            over each flattened sample (N x (1|2) x top_k) without ``axis``;
            ties go to the larger index (std::greater on (value, index))
 Reduction  SUM / ASUM / SUMSQ / MEAN over all axes from ``axis``, times coeff
+Permute    (SSD) transpose to ``order``; axes it leaves out follow in their
+           original order
+Tile       repeat the whole block from ``axis`` on ``tiles`` times along
+           ``axis`` (channel j of the top is channel j mod C)
 =========  =================================================================
 """
 from __future__ import annotations
@@ -234,3 +238,31 @@ def reduction(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
     else:
         raise fail(node, f"unknown reduction operation {op}")
     return [f32(np.asarray(y * float(p.coeff)).reshape(x.shape[:axis]))]
+
+
+@kernel("Permute")
+def permute(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    expect_inputs(node, inputs, 1)
+    x = inputs[0]
+    order: list[int] = []
+    for o in node.param.permute_param.order:
+        if o >= x.ndim:
+            raise fail(node, f"order {o} out of range for a {x.ndim}-D bottom")
+        if o in order:
+            raise fail(node, f"order repeats axis {o}")
+        order.append(int(o))
+    order += [a for a in range(x.ndim) if a not in order]
+    return [f32(np.transpose(x, order))]
+
+
+@kernel("Tile")
+def tile(node: Node, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    expect_inputs(node, inputs, 1)
+    p = node.param.tile_param
+    x = inputs[0]
+    axis = canonical_axis(node, p.axis, x.ndim)
+    if not p.HasField("tiles") or p.tiles < 1:
+        raise fail(node, "tile_param.tiles must be given and positive")
+    reps = [1] * x.ndim
+    reps[axis] = int(p.tiles)
+    return [f32(np.tile(x, reps))]
