@@ -17,7 +17,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 import pytest
-from serving_helpers import LIVE_QUEUE, LIVE_WORKERS, REPO, converted_example, encode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detection"))  # detection_helpers
+
+from detection_helpers import FAKE_CLASSES, fake_detector  # noqa: E402
+from serving_helpers import LIVE_QUEUE, LIVE_WORKERS, REPO, converted_example, encode  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / ".artifacts"
 
@@ -65,6 +69,26 @@ def client(served_model):
 
     app = create_app(served_model, ServeConfig(workers=1, queue_size=4, max_body_bytes=2 * 2 ** 20,
                                                max_image_pixels=4_000_000, max_batch=8))
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="session")
+def det_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hand-written fake detector (tests/detection/detection_helpers.py)."""
+    return fake_detector(tmp_path_factory.getbasetemp() / "fake_ssd_named", class_names=FAKE_CLASSES)
+
+
+@pytest.fixture(scope="session")
+def det_client(det_model_dir: Path):
+    from starlette.testclient import TestClient
+
+    from caffe2tf.serving.app import ServeConfig, create_app
+    from caffe2tf.serving.model import ServedModel
+
+    app = create_app(ServedModel.load(det_model_dir), ServeConfig(workers=1, queue_size=4,
+                                                                  max_body_bytes=2 * 2 ** 20,
+                                                                  max_image_pixels=4_000_000))
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 

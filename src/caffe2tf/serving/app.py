@@ -8,6 +8,7 @@ GET      ``/v1/models/NAME``                    version status (TF Serving's Get
 GET      ``/v1/models/NAME/metadata``           signature defs (TF Serving's GetModelMetadata)
 POST     ``/v1/models/NAME:predict``            ``{"instances": ...}`` / ``{"inputs": ...}``
 POST     ``/v1/models/NAME:segment``            a JPEG/PNG -> JSON, label PNG or overlay PNG
+POST     ``/v1/models/NAME:detect``             a JPEG/PNG -> detections JSON or the photo with boxes (PNG)
 GET      ``/``                                  the page (``static/``)
 GET      ``/healthz``, ``/metrics``             liveness; Prometheus text format
 =======  =====================================  ==================================================
@@ -24,7 +25,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -40,6 +41,9 @@ from caffe2tf.serving.model import MODEL_VERSION, ServedModel
 from caffe2tf.serving.pool import InferencePool, Overloaded
 from caffe2tf.serving.rest import RequestError
 from caffe2tf.serving.segment import SegmentationSetup, choose_output, run_segment, segmentation_setup
+
+if TYPE_CHECKING:
+    from caffe2tf.detection.setup import DetectionSetup
 
 log = logging.getLogger(__name__)
 
@@ -147,14 +151,17 @@ _MODEL_PATH = re.compile(
 
 
 class Service:
-    """The state behind the routes: the model, its segmentation setup, the pool, metrics."""
+    """The state behind the routes: the model, its segmentation or detection setup, the pool, metrics."""
 
     def __init__(self, model: ServedModel, config: ServeConfig, segmentation: SegmentationSetup | None,
-                 no_segmentation_reason: str = "") -> None:
+                 no_segmentation_reason: str = "", detection: "DetectionSetup | None" = None,
+                 no_detection_reason: str = "") -> None:
         self.model = model
         self.config = config
         self.segmentation = segmentation
         self.no_segmentation_reason = no_segmentation_reason
+        self.detection = detection
+        self.no_detection_reason = no_detection_reason
         self.pool = InferencePool(config.workers, config.queue_size)
         self.metrics = ServiceMetrics(self.pool, model.name)
         self.started = time.time()
@@ -170,14 +177,22 @@ class Service:
         self.metrics.queue_wait.observe(waited)
         return result, waited
 
+    @property
+    def kind(self) -> str:
+        """What the model does with a photo: "detection", "segmentation", or "tensor" (:predict only)."""
+        return "detection" if self.detection else "segmentation" if self.segmentation else "tensor"
+
     def info(self) -> dict:
-        seg = self.segmentation
+        seg, det = self.segmentation, self.detection
         return {"status": "ok", "version": __version__,
                 "model": {"name": self.model.name, "version": MODEL_VERSION, "backend": self.model.backend,
+                          "kind": self.kind,
                           "inputs": {k: list(v.shape) for k, v in self.model.inputs.items()},
                           "outputs": {k: list(v.shape) for k, v in self.model.outputs.items()},
                           "segmentation": seg.describe() if seg else None,
-                          "segmentation_unavailable": None if seg else self.no_segmentation_reason},
+                          "segmentation_unavailable": None if seg else self.no_segmentation_reason,
+                          "detection": det.describe() if det else None,
+                          "detection_unavailable": None if det else self.no_detection_reason},
                 "pool": {"workers": self.pool.workers, "queue_size": self.pool.queue_size,
                          "running": self.pool.running, "queue_depth": self.pool.queue_depth},
                 "limits": {"max_body_bytes": self.config.max_body_bytes,
@@ -218,7 +233,7 @@ class Service:
             return self._json(self.model.metadata_json() if m["meta"] else self.model.status_json())
         if method != "POST":
             raise RequestError(405, f"{method} is not allowed for :{verb}; use POST", {"Allow": "POST"})
-        if verb in ("predict", "segment") and self.pool.in_flight >= self.pool.capacity:
+        if verb in ("predict", "segment", "detect") and self.pool.in_flight >= self.pool.capacity:
             # full already: refuse before parsing anything (the body is read and dropped so the
             # client, still sending, gets the answer instead of a reset connection)
             async for _ in request.stream():
@@ -232,6 +247,8 @@ class Service:
             return await self.predict(request)
         if verb == "segment":
             return await self.segment(request)
+        if verb == "detect":
+            return await self.detect(request)
         if verb in ("classify", "regress"):
             raise RequestError(400, f":{verb} needs a {verb} signature; this model has only predict "
                                     f"signatures (use :predict)")
@@ -279,6 +296,26 @@ class Service:
                                            include_overlay=include_overlay, max_pixels=max_px))
         self.metrics.model_time.labels("segment").observe(outcome.model_s)
         self.metrics.inference.labels("segment").observe(outcome.total_s)
+        headers = dict(outcome.headers)
+        headers["Server-Timing"] = _server_timing(outcome.model_s, outcome.total_s, waited)
+        return Response(outcome.body, media_type=outcome.media_type, headers=headers)
+
+    async def detect(self, request: Request) -> Response:
+        from caffe2tf.serving.detect import choose_detect_output, parse_threshold, run_detect
+
+        if self.detection is None:
+            raise RequestError(400, f"model '{self.model.name}' is not a detection model: {self.no_detection_reason}")
+        q = request.query_params
+        output = choose_detect_output(q.get("format") or q.get("output"), request.headers.get("accept"))
+        threshold = parse_threshold(q.get("threshold"), self.detection.threshold)
+        include_image = q.get("include", "").lower() in ("image", "image_png", "png")
+        data = await self._image_bytes(request)
+        model, setup, max_px = self.model, self.detection, self.config.max_image_pixels
+        outcome, waited = await self._in_pool(
+            "detect", lambda: run_detect(model, setup, data, output, threshold=threshold,
+                                         include_image=include_image, max_pixels=max_px))
+        self.metrics.model_time.labels("detect").observe(outcome.model_s)
+        self.metrics.inference.labels("detect").observe(outcome.total_s)
         headers = dict(outcome.headers)
         headers["Server-Timing"] = _server_timing(outcome.model_s, outcome.total_s, waited)
         return Response(outcome.body, media_type=outcome.media_type, headers=headers)
@@ -336,20 +373,30 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
 
 def create_app(model: ServedModel, config: ServeConfig | None = None, *,
                segmentation: SegmentationSetup | None | bool = True, no_segmentation_reason: str = "",
+               detection: "DetectionSetup | None | bool" = True, detection_class_names: Sequence[str] | None = None,
                **setup_kwargs) -> Starlette:
     """The ASGI app for a loaded model.
 
     ``segmentation=True`` derives the ``:segment`` setup from the model
     (``setup_kwargs`` go to :func:`segmentation_setup`); ``False``/``None`` disables
     it (``no_segmentation_reason`` says why); a :class:`SegmentationSetup` is used as given.
+    ``detection`` likewise for ``:detect`` (:func:`caffe2tf.detection.setup.detection_setup`,
+    with ``detection_class_names`` instead of the recorded names when given).
     """
+    from caffe2tf.detection.setup import detection_setup
+
     config = config or ServeConfig()
     reason = no_segmentation_reason
     if segmentation is True:
         segmentation, reason = segmentation_setup(model, **setup_kwargs)
     elif not segmentation:
         segmentation, reason = None, reason or "segmentation is switched off for this service"
-    service = Service(model, config, segmentation, reason)
+    det_reason = ""
+    if detection is True:
+        detection, det_reason = detection_setup(model, class_names=detection_class_names)
+    elif not detection:
+        detection, det_reason = None, "detection is switched off for this service"
+    service = Service(model, config, segmentation, reason, detection, det_reason)
     routes = [
         Route("/", _guard(service.page_route), methods=["GET"]),
         Route("/healthz", _guard(service.healthz), methods=["GET"]),

@@ -14,6 +14,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 _ROUTES = [
     (re.compile(r"^/v1/models/[^/]+(/versions/[^/:]+|/labels/[^/:]+)?:predict$"), "predict"),
     (re.compile(r"^/v1/models/[^/]+(/versions/[^/:]+|/labels/[^/:]+)?:segment$"), "segment"),
+    (re.compile(r"^/v1/models/[^/]+(/versions/[^/:]+|/labels/[^/:]+)?:detect$"), "detect"),
     (re.compile(r"^/v1/models/[^/]+(/versions/[^/:]+|/labels/[^/:]+)?/metadata$"), "metadata"),
     (re.compile(r"^/v1/models/[^/:]+(/versions/[^/:]+|/labels/[^/:]+)?$"), "status"),
     (re.compile(r"^/healthz$"), "healthz"),
