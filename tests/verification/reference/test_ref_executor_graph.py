@@ -71,3 +71,55 @@ def test_kernel_error_names_the_layer() -> None:
     g = _graph()
     with pytest.raises(ShapeError, match="'scale'"):
         run_graph(g, {"data": np.zeros((1, 3, 2, 2), np.float32)})
+
+
+def _unpool_graph() -> Graph:
+    """data -> MAX pool (tops: pooled, mask) -> unpooling Upsample(pooled, mask)."""
+    nodes = [
+        _node('name: "data" type: "Input" top: "data"', (), ("data",)),
+        _node('name: "pool" type: "Pooling" pooling_param { pool: MAX kernel_size: 2 stride: 2 }',
+              ("data",), ("pooled", "mask")),
+        _node('name: "up" type: "Upsample" upsample_param { scale: 2 }', ("pooled", "mask"),
+              ("up",)).with_(reading="unpool"),
+    ]
+    values = {v: Value(v, v, None) for n in nodes for v in n.outputs}
+    return Graph(name="u", nodes=nodes, values=values, inputs=("data",), outputs=("up",))
+
+
+def test_two_top_layer_feeds_both_tops_on() -> None:
+    x = np.array([[[[1, 4, 0, 0], [2, 3, 0, 7], [0, 0, 0, 0], [9, 0, 0, 8]]]], np.float32)
+    seen: dict[str, int] = {}
+    vals = run_graph(_unpool_graph(), {"data": x}, collect=False,
+                     on_node=lambda node, outs: seen.setdefault(node.name, len(outs)))
+    assert seen == {"pool": 2, "up": 1}
+    # every window maximum stays in place, everything else becomes 0
+    want = np.array([[[[0, 4, 0, 0], [0, 0, 0, 7], [0, 0, 0, 0], [9, 0, 0, 8]]]], np.float32)
+    np.testing.assert_array_equal(vals["up"], want)
+
+
+def _detection_graph() -> Graph:
+    """loc, conf, priors (all inputs) -> DetectionOutput: the row count depends on the data."""
+    nodes = [
+        _node('name: "loc" type: "Input" top: "loc"', (), ("loc",)),
+        _node('name: "conf" type: "Input" top: "conf"', (), ("conf",)),
+        _node('name: "prior" type: "Input" top: "prior"', (), ("prior",)),
+        _node('name: "det" type: "DetectionOutput" detection_output_param { num_classes: 2 '
+              'code_type: CORNER variance_encoded_in_target: true confidence_threshold: 0.5 '
+              'nms_param { nms_threshold: 0.45 } }', ("loc", "conf", "prior"), ("det",)),
+    ]
+    values = {v: Value(v, v, None) for n in nodes for v in n.outputs}
+    return Graph(name="d", nodes=nodes, values=values, inputs=("loc", "conf", "prior"),
+                 outputs=("det",))
+
+
+@pytest.mark.parametrize("scores,rows", [((0.9, 0.8, 0.7), 3), ((0.9, 0.1, 0.7), 2),
+                                         ((0.1, 0.1, 0.1), 1)])
+def test_data_dependent_row_count(scores: tuple[float, ...], rows: int) -> None:
+    boxes = np.array([[0, 0, 0.1, 0.1], [0.3, 0.3, 0.4, 0.4], [0.6, 0.6, 0.9, 0.9]], np.float32)
+    prior = np.stack([boxes.reshape(-1), np.ones(12, np.float32)])[None]
+    conf = np.array([[1 - s, s] for s in scores], np.float32).reshape(1, -1)
+    vals = run_graph(_detection_graph(), {"loc": np.zeros((1, 12), np.float32), "conf": conf,
+                                          "prior": prior})
+    assert vals["det"].shape == (1, 1, rows, 7)
+    if rows == 1 and max(scores) <= 0.5:  # nothing above the threshold: Caffe's empty row
+        np.testing.assert_array_equal(vals["det"][0, 0], [[0, -1, -1, -1, -1, -1, -1]])
