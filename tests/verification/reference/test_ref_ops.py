@@ -13,7 +13,8 @@ def test_registry_covers_the_brief() -> None:
             "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log", "Threshold", "Dropout",
             "BatchNorm", "Scale", "Bias", "BN", "LRN", "MVN", "Concat", "Slice", "Split",
             "Eltwise", "Softmax", "Flatten", "Reshape", "Crop", "Interp", "ArgMax", "Reduction",
-            "Clip", "Swish", "ReLU6"}
+            "Clip", "Swish", "ReLU6", "Normalize", "Permute", "PriorBox", "DetectionOutput",
+            "Upsample", "Tile"}
     assert want <= set(supported_types())
 
 
