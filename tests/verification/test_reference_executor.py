@@ -2,8 +2,10 @@
 
 Each case: load the net with its weights, run the executor on the recorded
 inputs and compare every recorded output (each top of each layer) at the
-case's tolerance (1e-5 one-semantic, 2e-4 whole networks). Whole networks
-also get the README's label-map rule on their final 4-D output.
+case's tolerance (1e-5 one-semantic, 2e-4 whole networks; the README holds
+``res10_ssd_face``, a whole net of real weights, to 1e-5 per layer too, its
+DetectionOutput rows included). Whole networks also get the README's label-map
+rule on their final 4-D output.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ from pending_cases import marks as pending_marks
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"
 WHOLE_NETWORK_PREFIXES = ("pspnet",)
+# README: "res10_ssd_face ... tolerance 1e-5 per layer (real Caffe against itself: worst 5.8e-7)"
+PER_CASE_TOLERANCE = {"res10_ssd_face": 1e-5}
 
 
 def _case_params() -> list[object]:
@@ -47,7 +51,8 @@ def test_reference_executor_matches_caffe(case_dir: Path,
                                           case_caffemodel: Callable[[str | Path], Path]) -> None:
     ref = read_reference(case_dir / "reference.h5")
     graph = load_net(case_dir / "net.prototxt", case_caffemodel(case_dir))
-    tol = tolerance_for(case_dir, int(ref.attrs.get("num_layers", len(ref.layers))))
+    tol = PER_CASE_TOLERANCE.get(case_dir.name) or tolerance_for(
+        case_dir, int(ref.attrs.get("num_layers", len(ref.layers))))
     recorded: dict[str, RecordedLayer] = {rec.name: rec for rec in ref.layers}
     missing = [name for name in recorded if not any(n.name == name for n in graph.nodes)]
     assert not missing, f"recorded layers absent from the graph: {missing}"
