@@ -29,6 +29,11 @@ CASES_DIR = SHARED / "caffe_reference"
 CACHE = REPO / ".cache" / "caffe_reference"
 CASES = sorted(p.parent for p in CASES_DIR.glob("*/net.prototxt"))
 WHOLE_NETWORKS = {"pspnet50_ade20k_473"}
+# README: real trained weights, real Caffe against itself 5.8e-7 per layer -> 1e-5 per layer,
+# although the net has more than 50 layers.
+PER_LAYER_TOL = {"res10_ssd_face": 1e-5}
+# README: "DetectionOutput rows equal within 1e-5" (absolute, same number of rows).
+DETECTION_ROWS_ATOL = 1e-5
 
 
 def caffemodel_for(case: Path) -> Path:
@@ -59,7 +64,7 @@ def test_reference_case(case: Path, fold: bool):
     original = load_net(case / "net.prototxt", caffemodel_for(case))
     graph = run_passes(original, fold=fold)
     ref = read_reference(case / "reference.h5")
-    tol = tolerance_for(case, len(ref.layers))
+    tol = PER_LAYER_TOL.get(case.name, tolerance_for(case, len(ref.layers)))
     result = build_keras_model(graph, outputs="all")
     feeds = [layout.nchw_to_keras(ref.inputs[graph.values[v].blob]) for v in graph.inputs]
     out = result.model(feeds[0] if len(feeds) == 1 else feeds)
@@ -74,6 +79,12 @@ def test_reference_case(case: Path, fold: bool):
             expected += 1
             actual = layout.keras_to_nchw(np.asarray(out[vid]))
             c = compare_output(actual, recorded)
+            if rec.type == "DetectionOutput":
+                want = np.asarray(recorded.array)
+                rows_ok = actual.shape == want.shape and float(np.max(np.abs(actual - want))) <= DETECTION_ROWS_ATOL
+                if not rows_ok:
+                    failures.append(f"{rec.name} (DetectionOutput): rows {actual.shape} vs {want.shape} differ "
+                                    f"by more than {DETECTION_ROWS_ATOL}")
             compared += 1
             if c.max_rel > worst[0]:
                 worst = (c.max_rel, f"{rec.name} top{t}")

@@ -46,6 +46,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "caffe2tf.layer_mappings.eltwise",
     "caffe2tf.layer_mappings.interp",
     "caffe2tf.layer_mappings.reductions",
+    "caffe2tf.layer_mappings.ssd",
 )
 
 _builtin: dict[str, Translator] = {}
@@ -188,3 +189,26 @@ def describe(layer_type: str) -> dict[str, Any]:
     doc = (fn.__doc__ or "").strip().splitlines()
     return {"type": layer_type, "module": fn.__module__, "function": fn.__name__,
             "summary": doc[0] if doc else "", "user": layer_type in _user}
+
+
+def builtin_types_declared() -> set[str]:
+    """The Caffe types the built-in modules register, read from their source (the
+    literal arguments of their ``@translator(...)`` decorators) without importing
+    them, so that ``inspect`` can say what converts without loading TensorFlow.
+    ``tests/layer_mappings/test_registry.py`` checks it equals the loaded registry."""
+    import ast
+
+    declared: set[str] = set()
+    for name in BUILTIN_MODULES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            continue
+        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
+        for fn in ast.walk(tree):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for deco in fn.decorator_list:
+                if isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "translator":
+                    declared.update(a.value for a in deco.args
+                                    if isinstance(a, ast.Constant) and isinstance(a.value, str))
+    return declared
