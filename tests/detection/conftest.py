@@ -8,7 +8,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
-from detection_helpers import FAKE_CLASSES, converted_res10, fake_detector
+from detection_helpers import FAKE_CLASSES, fake_detector, res10_or_xfail
 
 
 @pytest.fixture(scope="session")
@@ -25,9 +25,4 @@ def fake_served(fake_dir: Path):
 
 @pytest.fixture(scope="session")
 def res10_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from caffe2tf.errors import UnsupportedLayerError
-
-    try:
-        return converted_res10(tmp_path_factory.getbasetemp())
-    except UnsupportedLayerError as exc:  # the SSD translators have not landed yet
-        pytest.xfail(f"res10_ssd_face does not convert yet: {exc}")
+    return res10_or_xfail(tmp_path_factory.getbasetemp())

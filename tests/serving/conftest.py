@@ -5,6 +5,7 @@ The live service runs with ``--workers 1 --queue-size 3``: capacity 4 requests i
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Iterator
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -20,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detection"))  # detection_helpers
 
-from detection_helpers import FAKE_CLASSES, fake_detector  # noqa: E402
+from detection_helpers import FAKE_CLASSES, fake_detector, res10_or_xfail  # noqa: E402
 from serving_helpers import LIVE_QUEUE, LIVE_WORKERS, REPO, converted_example, encode  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / ".artifacts"
@@ -80,6 +82,12 @@ def det_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def res10_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """res10_ssd_face converted (real weights; xfails while the SSD layers do not convert)."""
+    return res10_or_xfail(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
 def det_client(det_model_dir: Path):
     from starlette.testclient import TestClient
 
@@ -132,13 +140,12 @@ def serve_cmd(*args: str) -> list[str]:
     return [sys.executable, "-c", "import sys; from caffe2tf.cli import main; main(sys.argv[1:])", *args]
 
 
-@pytest.fixture(scope="session")
-def live_server(model_dir: Path):
-    """``caffe2tf serve MODEL --port 0`` as a subprocess; yields its base URL holder; stops it."""
+@contextlib.contextmanager
+def running_service(model_dir: Path, *extra: str) -> Iterator[LiveServer]:
+    """``caffe2tf serve MODEL --port 0 ...`` as a subprocess, answering /healthz; stopped after."""
     import httpx
 
-    cmd = serve_cmd("serve", str(model_dir), "--port", "0", "--workers", str(LIVE_WORKERS),
-                    "--queue-size", str(LIVE_QUEUE), "--max-body-mb", "2", "--log-level", "warning")
+    cmd = serve_cmd("serve", str(model_dir), "--port", "0", *extra)
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="2")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
                             cwd=REPO, start_new_session=True)
@@ -168,6 +175,48 @@ def live_server(model_dir: Path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def live_server(model_dir: Path):
+    """The bundled example served by a subprocess (``--workers 1 --queue-size 3``)."""
+    with running_service(model_dir, "--workers", str(LIVE_WORKERS), "--queue-size", str(LIVE_QUEUE),
+                         "--max-body-mb", "2", "--log-level", "warning") as server:
+        yield server
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's headless chromium driven by Playwright (skipped where either is missing)."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium "
+                    "(`apt-get install -y chromium`, or `make browser`)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (dev extra)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def watch_page(pg, url: str) -> list[str]:  # noqa: ANN001 - a Playwright page
+    """Collect page errors, console errors (but the expected 400s) and requests leaving ``url``."""
+    problems: list[str] = []
+    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
+          if msg.type == "error" and "400" not in msg.text else None)
+    pg.on("request", lambda req: problems.append(f"external request: {req.url}")
+          if not req.url.startswith((url, "data:", "blob:")) else None)
+    return problems
 
 
 @pytest.fixture(scope="session")

@@ -8,43 +8,17 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from conftest import watch_page
 from serving_helpers import INDOOR_CLASSES
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed at /usr/bin/chromium "
-                    "(`apt-get install -y chromium`, or `make browser`)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (dev extra)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(viewport={"width": 1360, "height": 860}, device_scale_factor=1)
     pg = context.new_page()
-    problems: list[str] = []
-    pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}")
-          if msg.type == "error" and "400" not in msg.text else None)
-    pg.on("request", lambda req: problems.append(f"external request: {req.url}")
-          if not req.url.startswith((live_server.url, "data:", "blob:")) else None)
-    pg.problems = problems
+    pg.problems = watch_page(pg, live_server.url)
     yield pg
     context.close()
 
