@@ -47,10 +47,6 @@ PENDING: dict[str, dict[str, str]] = {
         "bn_enet_inference": _ENET,
         "bn_enet_learn_mode": _ENET,
         "enet_mini": _ENET,
-        "pool_max_mask": _MASK,
-        "tile": "Tile not supported yet (issue 14)",
-        "upsample_mask": _ENET,
-        "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
     },
     "diff": {
         "bn_enet_inference": _ENET,

@@ -9,6 +9,7 @@ from caffe2tf.errors import ConversionError
 from caffe2tf.layer_mappings import caffe_math
 from caffe2tf.layer_mappings.conv import same_padding_matches
 from caffe2tf.layer_mappings.custom_layers import CaffePooling2D
+from caffe2tf.layer_mappings.unpooling_layers import CaffeMaxPoolWithMask
 from caffe2tf.layer_mappings.registry import translator
 
 PP = caffe_pb2.PoolingParameter
@@ -18,7 +19,9 @@ PP = caffe_pb2.PoolingParameter
 def pooling(node, inputs, ctx):
     """Standard Keras pooling where it is identical to Caffe's (no pad and no ceil
     overhang; global; MAX whose pad equals TensorFlow's "same"), else
-    :class:`CaffePooling2D` (-inf padding for MAX, Caffe's divisor map for AVE)."""
+    :class:`CaffePooling2D` (-inf padding for MAX, Caffe's divisor map for AVE);
+    MAX with a second top: :class:`CaffeMaxPoolWithMask` (Caffe's ``h * W + w`` mask,
+    first maximum wins)."""
     p = node.param.pooling_param
     x_shape = ctx.in_shapes(node)[0]
     if len(x_shape) != 4:
@@ -29,6 +32,13 @@ def pooling(node, inputs, ctx):
     is_max = p.pool == PP.MAX
     h, w = x_shape[2], x_shape[3]
     g = pool_geometry(p, h, w)
+    if len(node.outputs) == 2:
+        if not is_max:
+            raise ConversionError("only MAX pooling has a mask top", layer=node.name, line=node.line)
+        return CaffeMaxPoolWithMask(g.kernel, g.stride, g.pad, g.out, name=ctx.layer_name(node))(inputs[0])
+    if len(node.outputs) != 1:
+        raise ConversionError(f"Pooling has {len(node.outputs)} tops (1, or 2 for MAX with a mask)",
+                              layer=node.name, line=node.line)
     name = ctx.layer_name(node)
     x = inputs[0]
     if g.out == (1, 1) and g.kernel == (h, w) and g.pad == (0, 0):

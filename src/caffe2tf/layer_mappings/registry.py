@@ -47,6 +47,7 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "caffe2tf.layer_mappings.interp",
     "caffe2tf.layer_mappings.reductions",
     "caffe2tf.layer_mappings.ssd",
+    "caffe2tf.layer_mappings.upsample",
 )
 
 _builtin: dict[str, Translator] = {}

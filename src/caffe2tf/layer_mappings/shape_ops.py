@@ -1,4 +1,4 @@
-"""Concat, Slice, Flatten, Reshape, Crop and Permute: axis bookkeeping via ``layout``."""
+"""Concat, Slice, Flatten, Reshape, Crop, Permute and Tile: axis bookkeeping via ``layout``."""
 from __future__ import annotations
 
 import keras
@@ -114,3 +114,15 @@ def permute(node, inputs, ctx):
     if q == list(range(rank)):
         return [keras.layers.Identity(name=ctx.layer_name(node))(inputs[0])]
     return [keras.layers.Permute(tuple(q[1:]), name=ctx.layer_name(node))(inputs[0])]
+
+
+@translator("Tile")
+def tile(node, inputs, ctx):
+    """Concatenate ``tiles`` copies along the Keras axis of Caffe's ``axis`` (Caffe repeats
+    the whole block from ``axis`` on, so index j of that axis is input j mod size)."""
+    p = node.param.tile_param
+    rank = len(ctx.in_shapes(node)[0])
+    axis = layout.to_keras_axis(canonical_axis(p.axis, rank), rank)
+    if p.tiles == 1:
+        return [keras.layers.Identity(name=ctx.layer_name(node))(inputs[0])]
+    return [keras.layers.Concatenate(axis=axis, name=ctx.layer_name(node))([inputs[0]] * p.tiles)]
