@@ -95,3 +95,9 @@ def test_load_plugin_errors_are_one_line(tmp_path):
     dup.write_text("from caffe2tf.layer_mappings import translator\ntranslator('ReLU')(lambda n, i, c: i)\n")
     with pytest.raises(RegistrationError, match="already registered"):
         registry.load_plugin(dup)
+
+
+def test_declared_builtin_types_equal_the_loaded_registry():
+    """What `inspect` reads from the translator sources (without importing TensorFlow)
+    is exactly what the built-in modules register when imported."""
+    assert registry.builtin_types_declared() == set(registry.builtin_translators())

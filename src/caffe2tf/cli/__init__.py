@@ -16,7 +16,10 @@ import click
 from caffe2tf import __version__
 from caffe2tf.errors import Caffe2TFError
 
-# TensorFlow's C++ start-up chatter is not for our users (set the variable to see it).
+# TensorFlow's C++ start-up chatter (the absl and oneDNN banners) is not for our users:
+# silenced unless they set the variable themselves or ask for -vv. TensorFlow reads it
+# when it is first imported, which no command does before `cli()` below has run.
+_USER_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # command name -> "module:function" (imported on demand)
@@ -74,6 +77,8 @@ def cli(verbose: int, quiet: bool) -> None:
       caffe2tf segment out/ photo.jpg -o seg/
     """
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    if verbose >= 2 and not _USER_TF_LOG_LEVEL:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
 
 

@@ -10,11 +10,12 @@ from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, pars
 
 
 def _supported_types() -> set[str] | None:
+    """Types with a built-in translator, read without importing TensorFlow."""
     try:
-        from caffe2tf.layer_mappings.registry import supported_types
+        from caffe2tf.layer_mappings.registry import builtin_types_declared
     except ImportError:  # translators not installed: judge by shape rules alone
         return None
-    return set(supported_types())
+    return builtin_types_declared()
 
 
 def _human(n: int) -> str:

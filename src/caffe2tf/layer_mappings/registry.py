@@ -194,9 +194,10 @@ def describe(layer_type: str) -> dict[str, Any]:
 
 def builtin_types_declared() -> set[str]:
     """The Caffe types the built-in modules register, read from their source (the
-    literal arguments of their ``@translator(...)`` decorators) without importing
-    them, so that ``inspect`` can say what converts without loading TensorFlow.
-    ``tests/layer_mappings/test_registry.py`` checks it equals the loaded registry."""
+    literal arguments of every ``translator(...)`` call, as decorator or not) without
+    importing them, so that ``inspect`` can say what converts without loading
+    TensorFlow. ``tests/layer_mappings/test_registry.py`` checks it equals the loaded
+    registry."""
     import ast
 
     declared: set[str] = set()
@@ -204,12 +205,9 @@ def builtin_types_declared() -> set[str]:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
             continue
-        tree = ast.parse(Path(spec.origin).read_text(encoding="utf-8"))
-        for fn in ast.walk(tree):
-            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                continue
-            for deco in fn.decorator_list:
-                if isinstance(deco, ast.Call) and getattr(deco.func, "id", None) == "translator":
-                    declared.update(a.value for a in deco.args
-                                    if isinstance(a, ast.Constant) and isinstance(a.value, str))
+        for call in ast.walk(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))):
+            if isinstance(call, ast.Call) and "translator" in (getattr(call.func, "id", None),
+                                                               getattr(call.func, "attr", None)):
+                declared.update(a.value for a in call.args
+                                if isinstance(a, ast.Constant) and isinstance(a.value, str))
     return declared
