@@ -23,18 +23,6 @@ _MASK = "MAX Pooling mask top not supported yet (issue 14)"
 
 PENDING: dict[str, dict[str, str]] = {
     "reader": {
-        "bn_enet_inference": _ENET,
-        "bn_enet_learn_mode": _ENET,
-        "detectionoutput_basic": _SSD,
-        "detectionoutput_batch_mixed": _SSD,
-        "detectionoutput_multiclass": _SSD,
-        "detectionoutput_none": _SSD,
-        "enet_mini": _ENET,
-        "normalize_across_spatial": _SSD,
-        "normalize_channelwise": _SSD,
-        "priorbox_ssd300": _SSD,
-        "priorbox_variants": _SSD,
-        "res10_ssd_face": _SSD,
     },
     "executor": {
         "bn_enet_inference": _ENET,
@@ -44,9 +32,6 @@ PENDING: dict[str, dict[str, str]] = {
         "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
     },
     "keras": {
-        "bn_enet_inference": _ENET,
-        "bn_enet_learn_mode": _ENET,
-        "enet_mini": _ENET,
     },
     "diff": {
         "bn_enet_inference": _ENET,

@@ -1,4 +1,4 @@
-"""BatchNorm, BN (PSPNet), Scale, Bias, LRN and MVN."""
+"""BatchNorm, BN (PSPNet's and SegNet/ENet's, by ``Node.reading``), Scale, Bias, LRN and MVN."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +10,7 @@ from caffe2tf.layer_mappings import layout
 from caffe2tf.layer_mappings.context import weights_of
 from caffe2tf.layer_mappings.custom_layers import CaffeAffine, CaffeBroadcastOp, CaffeLRN, CaffeMeanVarianceNorm
 from caffe2tf.layer_mappings.registry import translator
+from caffe2tf.layer_mappings.segnet_layers import CaffeBatchStatBN
 
 f32 = np.float32
 
@@ -54,10 +55,37 @@ def batch_norm(node, inputs, ctx):
     return [affine(inputs[0], x_shape, 1, ctx.layer_name(node), mean=m, scale=inv_std)]
 
 
+#: The SegNet/ENet fork's fixed variance epsilon (``var_eps_ = 1e-9`` in bn_layer.cpp).
+SEGNET_BN_EPS = 1e-9
+
+
+def segnet_bn_is_affine(param) -> bool:
+    """Whether a SegNet/ENet BN is the pure affine ``scale * x + shift`` (``bn_mode: INFERENCE``);
+    the default LEARN mode uses batch statistics, in the TEST phase too."""
+    return param.bn_param.bn_mode == caffe_pb2.BNParameter.INFERENCE
+
+
 @translator("BN")
 def bn(node, inputs, ctx):
-    """PSPNet's BN, blobs [slope, bias, mean, variance]:
-    ``(x - mean) * (slope / sqrt(variance + eps)) + bias``, eps from ``bn_param``."""
+    """Reading ``pspnet`` (or none): PSPNet's BN, blobs [slope, bias, mean, variance],
+    ``(x - mean) * (slope / sqrt(variance + eps)) + bias``, eps from ``bn_param``.
+    Reading ``segnet``: blobs [scale, shift]; ``bn_mode: INFERENCE`` is ``scale * x + shift``,
+    LEARN (the default) :class:`CaffeBatchStatBN` (batch statistics, eps 1e-9)."""
+    if node.reading == "segnet":
+        scale, shift = (w.astype(f32).reshape(-1) for w in weights_of(node, 2))
+        x_shape = ctx.in_shapes(node)[0]
+        if segnet_bn_is_affine(node.param):
+            return [affine(inputs[0], x_shape, 1, ctx.layer_name(node), scale=scale, bias=shift)]
+        if len(x_shape) != 4:
+            raise ConversionError(f"SegNet/ENet BN in LEARN mode needs a 4-D input, got {x_shape}",
+                                  layer=node.name, line=node.line)
+        layer = CaffeBatchStatBN(x_shape[1], SEGNET_BN_EPS, name=ctx.layer_name(node))
+        y = layer(inputs[0])
+        layer.set_weights([scale, shift])
+        return [y]
+    if node.reading not in (None, "pspnet"):
+        raise ConversionError(f"BN reading {node.reading!r} is neither 'pspnet' nor 'segnet'",
+                              layer=node.name, line=node.line)
     slope, bias, mean, var = (w.astype(f32) for w in weights_of(node, 4))
     eps = f32(node.param.bn_param.eps)
     scale = (slope / np.sqrt(var + eps)).astype(f32)

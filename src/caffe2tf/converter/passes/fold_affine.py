@@ -15,7 +15,9 @@ bottom has no other consumer and is not a net output. F computes
 
 * BatchNorm: mean = blob0 / s, var = blob1 / s (s = blob2, 0 if s == 0);
   a = 1 / sqrt(var + eps), b = -mean * a
-* BN (PSPNet): a = slope / sqrt(var + eps), b = bias - mean * a
+* BN, reading ``pspnet``: a = slope / sqrt(var + eps), b = bias - mean * a
+* BN, reading ``segnet`` with ``bn_mode: INFERENCE``: a = scale, b = shift. Never the
+  default LEARN mode: it normalises with the batch's own statistics (not an affine map)
 * Scale (one bottom, axis 1, num_axes 1): a = blob0, b = blob1 or 0
 * Bias (one bottom, axis 1, num_axes 1): a = 1, b = blob0
 
@@ -28,6 +30,7 @@ import logging
 
 import numpy as np
 
+from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.converter.ir import Graph, Node
 
 log = logging.getLogger(__name__)
@@ -45,7 +48,14 @@ def affine_coefficients(node: Node, channels: int) -> tuple[np.ndarray, np.ndarr
         mean, var = w[0] * factor, w[1] * factor
         a = 1.0 / np.sqrt(var + np.float64(np.float32(node.param.batch_norm_param.eps)))
         return a, -mean * a
+    if node.type == "BN" and node.reading == "segnet":
+        if node.param.bn_param.bn_mode != caffe_pb2.BNParameter.INFERENCE or len(w) != 2:
+            return None  # LEARN: batch statistics
+        a, b = w[0].reshape(-1), w[1].reshape(-1)
+        return (a, b) if a.size == channels and b.size == channels else None
     if node.type == "BN":
+        if node.reading not in (None, "pspnet") or len(w) != 4:
+            return None
         slope, bias, mean, var = w
         a = slope / np.sqrt(var + np.float64(np.float32(node.param.bn_param.eps)))
         return a, bias - mean * a
