@@ -108,3 +108,30 @@ def test_mini_pspnet_folded_equals_unfolded():
             assert _rel(got[vid], ref[vid]) < 1e-5, vid
             compared += 1
     assert compared >= 15
+
+
+def _segnet_bn_graph(mode: str):
+    rng = np.random.default_rng(4)
+    g = _conv_affine_graph("BN", f"bn_param {{ {mode} }}", [rng.normal(size=C), rng.normal(size=C)])
+    g.nodes[2] = g.nodes[2].with_(reading="segnet")
+    return g
+
+
+def test_segnet_bn_inference_folds_as_affine():
+    g = _segnet_bn_graph("bn_mode: INFERENCE")
+    a, b = affine_coefficients(g.nodes[2], C)
+    np.testing.assert_array_equal(a, g.nodes[2].weights[0].astype(np.float64))  # y = scale * x + shift
+    np.testing.assert_array_equal(b, g.nodes[2].weights[1].astype(np.float64))
+    folded = fold_affine_into_linear(g)
+    assert [n.type for n in folded.nodes] == ["Input", "Convolution"]
+    x = {"data": np.random.default_rng(5).normal(size=(2, 4, 5, 5)).astype(np.float32)}
+    # float32 rounding of W*a + b versus (W x + b0) * a + b: well below the 1e-5 one-semantic tolerance
+    assert _rel(run_graph(folded, x)["conv@aff"], run_graph(g, x)["conv@aff"]) < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["", "bn_mode: LEARN"])
+def test_segnet_bn_learn_mode_is_never_folded(mode):
+    """LEARN (the default) normalises with batch statistics, even at inference: not affine."""
+    g = _segnet_bn_graph(mode)
+    assert affine_coefficients(g.nodes[2], C) is None
+    assert [n.name for n in fold_affine_into_linear(g).nodes] == [n.name for n in g.nodes]
