@@ -13,7 +13,9 @@
   ``mean = E[x]``, ``var = E[x^2] - E[x]^2`` over N, H, W, then
   ``y = scale * (x - mean) / sqrt(var + 1e-9) + shift`` (eps fixed at 1e-9 in
   the fork's ``bn_layer.cpp``); optional tops 2 and 3 are that mean and
-  variance, shaped (1, C, 1, 1).
+  variance, shaped (1, C, 1, 1). The statistics are computed in float64, so
+  where Caffe's float32 ``E[x^2] - E[x]^2`` cancels badly (variance tiny next
+  to the squared mean) this gives the exact value and Caffe an off one.
 * ``Normalize`` (SSD): ``y = x / sqrt(sum x^2 + eps) * s``, the sum over C, H,
   W of each sample (``across_spatial``, the default) or over C at each pixel;
   ``s`` one shared value (``channel_shared``, the default) or one per channel.
