@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from caffe2tf.converter.caffemodel_writer import write_caffemodel
+from caffe2tf.converter.weights import read_caffemodel
 from caffe2tf.converter.reader import load_net
 from caffe2tf.errors import Caffe2TFError, PrototxtError, WeightsError
 
@@ -77,7 +78,9 @@ def test_legacy_input_dim(tmp_path: Path) -> None:
 
 def test_legacy_input_shape(tmp_path: Path) -> None:
     graph = load_net(_net(tmp_path, 'input: "a"\ninput_shape { dim: 2 dim: 7 }\n'
-                                    'input: "b"\ninput_shape { dim: 1 dim: 2 dim: 3 }\n'))
+                                    'input: "b"\ninput_shape { dim: 1 dim: 2 dim: 3 }\n'
+                                    'layer { name: "ra" type: "ReLU" bottom: "a" top: "ra" }\n'
+                                    'layer { name: "rb" type: "ReLU" bottom: "b" top: "rb" }\n'))
     assert graph.shape("a") == (2, 7) and graph.shape("b") == (1, 2, 3)
 
 
@@ -94,9 +97,14 @@ def test_legacy_input_errors(tmp_path: Path, text: str, fragment: str) -> None:
     assert _one_line(info.value).startswith(str(path)) and fragment in str(info.value)
 
 
+# a net computes something from its inputs (one made of inputs alone is refused)
+USE_AB = ('layer { name: "ra" type: "ReLU" bottom: "a" top: "ra" }\n'
+          'layer { name: "rb" type: "ReLU" bottom: "b" top: "rb" }\n')
+
+
 def test_input_layer_with_several_tops_and_override(tmp_path: Path) -> None:
     text = ('layer { name: "in" type: "Input" top: "a" top: "b"\n'
-            '  input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } shape { dim: 1 dim: 5 } } }\n')
+            '  input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } shape { dim: 1 dim: 5 } } }\n' + USE_AB)
     graph = load_net(_net(tmp_path, text))
     assert graph.inputs == ("a", "b") and graph.shape("a") == (1, 2, 3, 3) and graph.shape("b") == (1, 5)
     graph = load_net(tmp_path / "net.prototxt", input_shapes={"a": (2, 2, 9, 9)})
@@ -104,7 +112,7 @@ def test_input_layer_with_several_tops_and_override(tmp_path: Path) -> None:
 
 
 def test_input_layer_one_shape_for_all_tops(tmp_path: Path) -> None:
-    text = 'layer { name: "in" type: "Input" top: "a" top: "b" input_param { shape { dim: 1 dim: 2 } } }\n'
+    text = 'layer { name: "in" type: "Input" top: "a" top: "b" input_param { shape { dim: 1 dim: 2 } } }\n' + USE_AB
     graph = load_net(_net(tmp_path, text))
     assert graph.shape("a") == graph.shape("b") == (1, 2)
 
@@ -157,7 +165,8 @@ def test_label_used_by_a_kept_layer_is_an_error(tmp_path: Path) -> None:
     ('type: "DummyData" top: "d" dummy_data_param { num: 1 channels: 2 height: 3 width: 4 }', (1, 2, 3, 4)),
 ])
 def test_data_layers_with_known_shapes(tmp_path: Path, layer: str, shape: tuple[int, ...]) -> None:
-    graph = load_net(_net(tmp_path, f'layer {{ name: "src" {layer} }}\n'))
+    graph = load_net(_net(tmp_path, f'layer {{ name: "src" {layer} }}\n'
+                                    'layer { name: "r" type: "ReLU" bottom: "d" top: "r" }\n'))
     assert graph.inputs == ("d",) and graph.shape("d") == shape
 
 
@@ -343,8 +352,14 @@ def test_every_reference_case_loads_with_its_weights(reference_case: Path,
                                                      case_caffemodel: Callable[[Path], Path]) -> None:
     """Each case's caffemodel (rebuilt from its recipe where not shipped) fits its net exactly."""
     graph = load_net(reference_case / "net.prototxt", case_caffemodel(reference_case))
-    recipe = json.loads((reference_case / "weights.recipe.json").read_text())
-    weighted = {l["name"]: l["blobs"] for l in recipe["layers"] if l.get("blobs")}
+    recipe_file = reference_case / "weights.recipe.json"
+    if recipe_file.is_file():
+        recipe = json.loads(recipe_file.read_text())
+        weighted = {l["name"]: l["blobs"] for l in recipe["layers"] if l.get("blobs")}
+    else:  # real trained weights (res10_ssd_face): what the caffemodel stores for the net's layers
+        names = {n.name for n in graph.nodes}
+        weighted = {lw.name: [{"shape": list(b.shape)} for b in lw.blobs]
+                    for lw in read_caffemodel(reference_case / "weights.caffemodel") if lw.blobs and lw.name in names}
     for node in graph.nodes:
         if node.name in weighted:
             assert len(node.weights) == len(weighted[node.name]), node.name

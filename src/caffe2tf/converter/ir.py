@@ -6,7 +6,8 @@ A :class:`Graph` is a Caffe net after reading, phase filtering and SSA renaming:
   value id, while ``Value.blob`` keeps Caffe's blob name);
 * nodes are in Caffe's execution order, which is a topological order;
 * shapes are Caffe's NCHW shapes (``None`` where inference was impossible,
-  e.g. after an unsupported layer);
+  e.g. after an unsupported layer; a single dimension is ``None`` where Caffe's
+  size depends on the data: DetectionOutput's rows, ``(1, 1, None, 7)``);
 * ``Node.weights`` are float32 arrays already reshaped to the canonical shapes
   listed in :mod:`caffe2tf.converter.shapes` (e.g. PSPNet ``BN`` blobs that are
   stored 1xCx1x1 become ``(C,)``).
@@ -58,6 +59,9 @@ class Node:
             which fork's meaning the reader chose from evidence in the net
             (``BN``: ``"pspnet"`` | ``"segnet"``; ``Upsample``: ``"nearest"`` |
             ``"unpool"``); ``None`` for every other type.
+        original_type: the type name the prototxt wrote when the reader upgraded a
+            fork alias to a BVLC type (``"ConvolutionDepthwise"`` for a node whose
+            ``type`` is ``"Convolution"``); ``None`` otherwise. For reports only.
     """
 
     name: str
@@ -69,6 +73,7 @@ class Node:
     line: int | None = None
     folded: tuple[str, ...] = ()
     reading: str | None = None
+    original_type: str | None = None
 
     def with_(self, **changes: object) -> "Node":
         """A copy with some fields replaced (nodes are immutable)."""

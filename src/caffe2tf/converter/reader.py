@@ -8,9 +8,15 @@
 3. keep the layers Caffe runs in the TEST phase (``include``/``exclude`` rules);
 4. give every top a single producer (SSA): an in-place layer's output becomes the
    value ``"<blob>@<layer>"``, its ``Value.blob`` still the Caffe name;
-5. infer every value's NCHW shape (``shapes.py``);
-6. read the caffemodel through the weights-only view (``weights.py``), match blobs
+5. upgrade fork aliases of BVLC types (``ConvolutionDepthwise`` -> ``Convolution``)
+   and decide the fork reading of clashing type names (``readings.py``: ``BN``,
+   ``Upsample``) from the layer's parameters, bottoms and stored blob count;
+6. infer every value's NCHW shape (``shapes/``);
+7. match the caffemodel's blobs (read through the weights-only view, ``weights.py``)
    to layers by name and bring them to canonical shapes.
+
+A net that leaves nothing to convert (no layers, no inputs, no outputs, only
+training layers, every layer excluded by phase rules) is a one-line error.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from caffe2tf.caffe_proto import caffe_pb2
+from caffe2tf.converter import readings
 from caffe2tf.converter import shapes as shape_rules
 from caffe2tf.converter.ir import Graph, Node, Value
 from caffe2tf.converter.prototxt import ParsedPrototxt, parse_prototxt
@@ -34,6 +41,10 @@ log = logging.getLogger(__name__)
 DATA_LAYER_TYPES = {"Data", "ImageData", "HDF5Data", "MemoryData", "DummyData", "WindowData",
                     "AnnotatedData", "VideoData", "Python_Data"}
 TRAINING_ONLY_TYPES = {"Accuracy", "Silence", "HDF5Output"}
+# Fork type names for a BVLC Convolution whose group is the input's channel count:
+# ConvolutionDepthwise (yonghenglh6/DepthwiseConvolution, BVLC PR #5665; prototxts
+# usually leave `group` out) and DepthwiseConvolution (caffe-windows, MobileNet forks).
+DEPTHWISE_ALIASES = {"ConvolutionDepthwise", "DepthwiseConvolution"}
 FORBIDDEN_TYPES = {"Python": "Python layers run code named by the model file; caffe2tf never executes it "
                              "(write a translator plug-in for this layer instead)"}
 
@@ -42,6 +53,14 @@ FORBIDDEN_TYPES = {"Python": "Python layers run code named by the model file; ca
 class _Layer:
     param: caffe_pb2.LayerParameter
     line: int | None
+
+
+@dataclass
+class _Dropped:
+    """What filtering removed, for the message when nothing is left."""
+    total: int = 0                   # layers in the file
+    by_phase: int = 0                # excluded by include/exclude rules
+    training: list[str] | None = None  # training-only types dropped
 
 
 def _upgrade_v1(v1: caffe_pb2.V1LayerParameter) -> caffe_pb2.LayerParameter:
@@ -137,7 +156,7 @@ def _check_dims(dims: Sequence[int], what: str, path: str, layer: _Layer) -> tup
 
 
 def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[int]],
-                   state: caffe_pb2.NetState) -> list[_Layer]:
+                   state: caffe_pb2.NetState, dropped_report: _Dropped | None = None) -> list[_Layer]:
     net, path = parsed.net, parsed.path
     if net.layer and net.layers:
         raise PrototxtError("mixes V1 `layers` and V2 `layer` blocks", file=path)
@@ -146,9 +165,12 @@ def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[i
            else [_Layer(l, ln) for l, ln in zip(net.layer, lines)])
     layers = _legacy_inputs(net, path)
     dropped: set[str] = set()
+    report = dropped_report if dropped_report is not None else _Dropped()
+    report.total, report.training = len(raw), []
     for layer in raw:
         p = layer.param
         if not layer_included(p, state):
+            report.by_phase += 1
             continue
         if p.type in FORBIDDEN_TYPES:
             raise PrototxtError(FORBIDDEN_TYPES[p.type], file=path, line=layer.line, layer=p.name)
@@ -157,7 +179,12 @@ def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[i
             dropped.update(p.top[1:])
         elif p.type in TRAINING_ONLY_TYPES or p.type.endswith("Loss"):
             log.warning("%s: dropping training-only %s layer '%s'", path, p.type, p.name)
+            report.training.append(p.type)
             continue
+        elif p.type == "Dropout" and p.dropout_param.sample_weights_test:
+            raise PrototxtError("Dropout with sample_weights_test: true draws random masks at test time "
+                                "(Bayesian SegNet); caffe2tf converts deterministic nets only",
+                                file=path, line=layer.line, layer=p.name)
         elif any(b in dropped for b in p.bottom):
             raise PrototxtError(f"uses a label blob of a data layer ({[b for b in p.bottom if b in dropped]})",
                                 file=path, line=layer.line, layer=p.name)
@@ -174,15 +201,57 @@ def load_net(prototxt: str | Path, caffemodel: str | Path | None = None, *,
     path = parsed.path
     state = caffe_pb2.NetState(phase=caffe_pb2.Phase.Value(phase), level=level, stage=list(stages))
     overrides = {k: tuple(v) for k, v in (input_shapes or {}).items()}
-    layers = collect_layers(parsed, overrides, state)
-    graph = _build_graph(parsed.net.name or Path(path).stem, layers, overrides, path)
-    if caffemodel is not None:
-        attach_weights(graph, read_caffemodel(caffemodel), str(caffemodel), allow_missing=allow_missing_weights)
+    report = _Dropped()
+    layers = collect_layers(parsed, overrides, state, report)
+    _check_something_left(layers, report, phase, path)
+    stored = read_caffemodel(caffemodel) if caffemodel is not None else None
+    blob_counts = None if stored is None else {lw.name: len(lw.blobs) for lw in stored if lw.blobs}
+    graph = _build_graph(parsed.net.name or Path(path).stem, layers, overrides, path, blob_counts)
+    _check_inputs_outputs(graph, report, path)
+    if stored is not None:
+        attach_weights(graph, stored, str(caffemodel), allow_missing=allow_missing_weights)
     return graph
 
 
-def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[int, ...]], path: str) -> Graph:
+def _check_something_left(layers: list[_Layer], report: _Dropped, phase: str, path: str) -> None:
+    if layers:
+        return
+    if report.total == 0:
+        raise PrototxtError("defines no layers and no inputs (an empty file, or not a Caffe net definition)",
+                            file=path)
+    if report.by_phase == report.total:
+        raise PrototxtError(f"none of its {report.total} layer(s) runs in the {phase} phase "
+                            "(every one is excluded by include/exclude rules)", file=path)
+    raise PrototxtError(f"has only training layers ({_type_counts(report.training or [])}); "
+                        "nothing is left to convert", file=path)
+
+
+def _check_inputs_outputs(graph: Graph, report: _Dropped, path: str) -> None:
+    if not graph.inputs:
+        raise PrototxtError("has no inputs (no Input layer, `input:` field or data layer): "
+                            "caffe2tf needs to know what the net is fed", file=path)
+    if not graph.outputs:
+        dropped = (f" after dropping its training layers ({_type_counts(report.training)})"
+                   if report.training else "")
+        raise PrototxtError(f"computes nothing{dropped}: no layer reads its inputs "
+                            f"{[graph.values[v].blob for v in graph.inputs]}", file=path)
+
+
+def _type_counts(types: Sequence[str]) -> str:
+    counts: dict[str, int] = {}
+    for t in types:
+        counts[t] = counts.get(t, 0) + 1
+    return ", ".join(f"{n} {t}" for t, n in counts.items())
+
+
+def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[int, ...]], path: str,
+                 blob_counts: Mapping[str, int] | None = None) -> Graph:
+    """Nodes, SSA values and shapes. ``blob_counts`` (layer -> blobs stored in the
+    caffemodel; ``None`` without one) is evidence for fork readings."""
     values: dict[str, Value] = {}
+    produced_by: dict[str, tuple[caffe_pb2.LayerParameter, int]] = {}
+    undecided: dict[str, tuple[str, ...]] = {}
+    aliases: dict[str, str] = {}
     current: dict[str, str] = {}  # blob name -> id of its latest value
     nodes: list[Node] = []
     seen_names: set[str] = set()
@@ -202,17 +271,31 @@ def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[
                                     "(missing producer, or a cycle)", file=path, line=layer.line, layer=p.name)
             inputs.append(current[b])
         in_shapes = [values[v].shape for v in inputs]
+        original_type = None
+        if p.type in DEPTHWISE_ALIASES and in_shapes and in_shapes[0] is not None:
+            original_type, p = p.type, _depthwise_as_convolution(p, in_shapes[0], path, layer.line)
+            aliases[p.name] = original_type
+        reading = None
+        if readings.is_clashing(p.type):
+            reading = _decide_reading(p, layer.line, inputs, produced_by, blob_counts, path)
+            if reading is None:
+                undecided[p.name] = tuple(readings.READINGS[p.type])
+            else:
+                p = _copy(p)
+                readings.canonical_param(p, reading)
         out_shapes: list[tuple[int, ...] | None]
         if p.type == "Input":
             out_shapes = _input_shapes(layer, overrides, used_overrides, path)
         elif not shape_rules.has_rule(p.type):
             unknown_types.setdefault(p.type, []).append(p.name)
             out_shapes = [None] * len(p.top)
-        elif any(s is None for s in in_shapes):
+        elif any(shape_rules.has_unknown_dim(s) for s in in_shapes):
             out_shapes = [None] * len(p.top)
         else:
             try:
-                result = shape_rules.infer(p, in_shapes)  # type: ignore[arg-type]
+                result = shape_rules.infer(p, in_shapes,  # type: ignore[arg-type]
+                                           reading if reading is not None or p.name not in undecided
+                                           else readings.UNDECIDED)
             except Caffe2TFError as exc:
                 raise ShapeError(exc.message, file=path, line=layer.line, layer=p.name) from None
             out_shapes = list(result.outputs)
@@ -220,16 +303,16 @@ def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[
                 raise ShapeError(f"{p.type} produces {len(out_shapes)} output(s) but lists {len(p.top)} top(s)",
                                  file=path, line=layer.line, layer=p.name)
         outputs = []
-        for top, shape in zip(p.top, out_shapes):
+        for k, (top, shape) in enumerate(zip(p.top, out_shapes)):
             vid = top if top not in current and top not in values else f"{top}@{p.name}"
             values[vid] = Value(id=vid, blob=top, shape=shape)
             current[top] = vid
+            produced_by[vid] = (p, k)
             outputs.append(vid)
-        param = caffe_pb2.LayerParameter()
-        param.CopyFrom(p)
+        param = _copy(p)
         param.ClearField("blobs")
         nodes.append(Node(name=p.name, type=p.type, inputs=tuple(inputs), outputs=tuple(outputs),
-                          param=param, line=layer.line))
+                          param=param, line=layer.line, reading=reading, original_type=original_type))
     unused = set(overrides) - used_overrides
     if unused:
         raise PrototxtError(f"--input-shape names {sorted(unused)}, which are not inputs of this net "
@@ -239,7 +322,63 @@ def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[
     graph_outputs = tuple(v for n in nodes for v in n.outputs if v not in consumed and v not in graph_inputs)
     graph = Graph(name=name, nodes=nodes, values=values, inputs=graph_inputs, outputs=graph_outputs, source=path)
     graph.metadata["unknown_types"] = unknown_types
+    graph.metadata["undecided_readings"] = undecided
+    if aliases:
+        log.info("%s: %d fork alias layer(s) read as Convolution: %s", path, len(aliases),
+                 ", ".join(f"{n} ({t})" for n, t in list(aliases.items())[:5]))
+    if undecided:
+        log.warning("%s: %d layer(s) of a type forks use with different meanings give no evidence which "
+                    "one they are (%s); the caffemodel decides: %s", path, len(undecided),
+                    ", ".join(sorted({", ".join(r) for r in undecided.values()})), ", ".join(list(undecided)[:5]))
     return graph
+
+
+def _copy(p: caffe_pb2.LayerParameter) -> caffe_pb2.LayerParameter:
+    out = caffe_pb2.LayerParameter()
+    out.CopyFrom(p)
+    return out
+
+
+def _depthwise_as_convolution(p: caffe_pb2.LayerParameter, x: tuple[int, ...], path: str,
+                              line: int | None) -> caffe_pb2.LayerParameter:
+    """A fork's depthwise type as a BVLC Convolution with group = input channels."""
+    out = _copy(p)
+    out.type = "Convolution"
+    cp = out.convolution_param
+    axis = shape_rules.canonical_axis(cp.axis, len(x)) if -len(x) <= cp.axis < len(x) else 1
+    channels = x[axis]
+    if cp.HasField("group") and cp.group != channels:
+        raise ShapeError(f"{p.type} has group {cp.group}, but a depthwise convolution's group is its "
+                         f"input channel count {channels}", file=path, line=line, layer=p.name)
+    cp.group = channels
+    return out
+
+
+def _decide_reading(p: caffe_pb2.LayerParameter, line: int | None, inputs: list[str],
+                    produced_by: Mapping[str, tuple[caffe_pb2.LayerParameter, int]],
+                    blob_counts: Mapping[str, int] | None, path: str) -> str | None:
+    """The fork reading of a clashing type name; ``None`` only when undecidable without a caffemodel."""
+    try:
+        if p.type == "BN":
+            n_blobs = None if blob_counts is None else blob_counts.get(p.name)
+            reading = readings.decide("BN", readings.bn_evidence(p, n_blobs))
+        else:
+            reading = readings.decide("Upsample", readings.upsample_evidence(p, len(inputs)))
+    except Caffe2TFError as exc:
+        raise PrototxtError(exc.message, file=path, line=line, layer=p.name) from None
+    if reading == "unpool":
+        producer = produced_by.get(inputs[1])
+        if (producer is None or producer[0].type != "Pooling" or producer[1] != 1
+                or producer[0].pooling_param.pool != caffe_pb2.PoolingParameter.MAX):
+            what = (f"top {producer[1]} of {producer[0].type} layer '{producer[0].name}'" if producer
+                    else "not produced by a layer")
+            raise PrototxtError(f"Upsample with 2 bottoms is SegNet/ENet max-unpooling, whose second bottom must be "
+                                f"the mask (second top) of a MAX Pooling layer; '{p.bottom[1]}' is {what}",
+                                file=path, line=line, layer=p.name)
+    if reading is None and blob_counts is not None:
+        raise PrototxtError(f"BN: {readings.undecidable_message('BN')} (the caffemodel holds no blobs for it)",
+                            file=path, line=line, layer=p.name)
+    return reading
 
 
 def _input_shapes(layer: _Layer, overrides: Mapping[str, tuple[int, ...]], used: set[str],
@@ -315,9 +454,12 @@ def attach_weights(graph: Graph, stored: list[LayerWeights], path: str, *, allow
     if missing and not allow_missing:
         raise WeightsError(f"no weights for {len(missing)} layer(s): {', '.join(missing[:10])}"
                            + (" ..." if len(missing) > 10 else ""), file=path)
-    extra = [name for name in by_name if name not in used]
-    if extra:
-        log.warning("%s: weights for %d layer(s) not in the net: %s", path, len(extra), ", ".join(extra[:10]))
+    in_net = {n.name for n in graph.nodes}
+    extra = [lw for lw in stored if lw.name not in in_net]
+    if extra:  # real caffemodels carry training-time layers: one line for all of them
+        log.warning("%s: ignoring %d layer(s) the net does not use (%s): %s%s", path, len(extra),
+                    _type_counts([lw.type for lw in extra]), ", ".join(lw.name for lw in extra[:5]),
+                    " ..." if len(extra) > 5 else "")
 
 
 def _expected_blobs(graph: Graph, node: Node) -> list[tuple[int, ...]] | None:
@@ -326,4 +468,6 @@ def _expected_blobs(graph: Graph, node: Node) -> list[tuple[int, ...]] | None:
     in_shapes = graph.input_shapes(node)
     if any(s is None for s in in_shapes):
         return None
-    return list(shape_rules.infer(node.param, in_shapes).blobs)  # type: ignore[arg-type]
+    if readings.is_clashing(node.type) and node.reading is None:
+        return None
+    return list(shape_rules.infer(node.param, in_shapes, node.reading).blobs)  # type: ignore[arg-type]
