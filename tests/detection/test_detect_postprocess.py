@@ -47,6 +47,16 @@ def test_threshold_image_and_unknown_names():
     assert {d.name for d in detections_from_rows(ROWS, (10, 10))} == {"class 1", "class 2"}
 
 
+def test_boxes_wholly_outside_the_image_are_dropped_unless_asked():
+    rows = np.array([[0, 1, 0.9, 4.1, 4.0, 4.8, 4.9],     # res10 writes rows like this one
+                     [0, 1, 0.8, -0.5, 0.2, -0.1, 0.4],
+                     [0, 1, 0.7, 0.9, 0.9, 1.3, 1.4]], np.float32)
+    dets = detections_from_rows(rows, (100, 100))
+    assert [d.score for d in dets] == [pytest.approx(0.7)] and dets[0].box == pytest.approx((90, 90, 100, 100))
+    kept = detections_from_rows(rows, (100, 100), keep_outside=True)
+    assert len(kept) == 3 and kept[0].box == (100.0, 100.0, 100.0, 100.0)
+
+
 def test_caffe_nothing_found_row_is_no_detection():
     empty = np.array([[[[0, -1, -1, -1, -1, -1, -1]]]], np.float32)
     assert detections_from_rows(empty, (300, 300), threshold=0.0) == []

@@ -74,13 +74,16 @@ def label_name(label: int, class_names: Sequence[str] | None) -> str:
 
 
 def detections_from_rows(rows: np.ndarray, image_size: tuple[int, int], *, threshold: float = 0.0,
-                         class_names: Sequence[str] | None = None, image: int | None = 0) -> list[Detection]:
+                         class_names: Sequence[str] | None = None, image: int | None = 0,
+                         keep_outside: bool = False) -> list[Detection]:
     """Rows of one image -> detections, best score first.
 
     ``image_size`` is the photo's ``(height, width)``. Rows with a negative label (Caffe's
     "nothing found" row) and rows scoring below ``threshold`` are dropped; ``image``
     selects the rows of one batch element (``None``: all). ``class_names[label]`` names a
-    label (the list indexed by label, background included).
+    label (the list indexed by label, background included). A box lying wholly outside
+    the image (SSD priors without ``clip`` can decode to such boxes) has nothing left
+    after clipping and is dropped unless ``keep_outside``.
     """
     rows = rows_from_output(rows)
     h, w = image_size
@@ -94,6 +97,8 @@ def detections_from_rows(rows: np.ndarray, image_size: tuple[int, int], *, thres
         raw = tuple(float(v) for v in r[3:7])
         box = (min(max(raw[0] * w, 0.0), float(w)), min(max(raw[1] * h, 0.0), float(h)),
                min(max(raw[2] * w, 0.0), float(w)), min(max(raw[3] * h, 0.0), float(h)))
+        if not keep_outside and (box[2] <= box[0] or box[3] <= box[1]):
+            continue
         label = int(r[1])
         out.append(Detection(image=int(r[0]), label=label, name=label_name(label, class_names),
                              score=float(r[2]), box=box, box_normalized=raw))  # type: ignore[arg-type]
