@@ -26,14 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-import numpy as np
-
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.converter import readings
 from caffe2tf.converter import shapes as shape_rules
 from caffe2tf.converter.ir import Graph, Node, Value
+from caffe2tf.converter.net_checks import Dropped, check_inputs_outputs, check_something_left, type_counts
 from caffe2tf.converter.prototxt import ParsedPrototxt, parse_prototxt
-from caffe2tf.converter.weights import LayerWeights, read_caffemodel, v1_type_name
+from caffe2tf.converter.weights import attach_weights, read_caffemodel, v1_type_name
 from caffe2tf.errors import Caffe2TFError, PrototxtError, ShapeError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -53,14 +52,6 @@ FORBIDDEN_TYPES = {"Python": "Python layers run code named by the model file; ca
 class _Layer:
     param: caffe_pb2.LayerParameter
     line: int | None
-
-
-@dataclass
-class _Dropped:
-    """What filtering removed, for the message when nothing is left."""
-    total: int = 0                   # layers in the file
-    by_phase: int = 0                # excluded by include/exclude rules
-    training: list[str] | None = None  # training-only types dropped
 
 
 def _upgrade_v1(v1: caffe_pb2.V1LayerParameter) -> caffe_pb2.LayerParameter:
@@ -156,7 +147,7 @@ def _check_dims(dims: Sequence[int], what: str, path: str, layer: _Layer) -> tup
 
 
 def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[int]],
-                   state: caffe_pb2.NetState, dropped_report: _Dropped | None = None) -> list[_Layer]:
+                   state: caffe_pb2.NetState, dropped_report: Dropped | None = None) -> list[_Layer]:
     net, path = parsed.net, parsed.path
     if net.layer and net.layers:
         raise PrototxtError("mixes V1 `layers` and V2 `layer` blocks", file=path)
@@ -165,7 +156,7 @@ def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[i
            else [_Layer(l, ln) for l, ln in zip(net.layer, lines)])
     layers = _legacy_inputs(net, path)
     dropped: set[str] = set()
-    report = dropped_report if dropped_report is not None else _Dropped()
+    report = dropped_report if dropped_report is not None else Dropped()
     report.total, report.training = len(raw), []
     for layer in raw:
         p = layer.param
@@ -201,47 +192,16 @@ def load_net(prototxt: str | Path, caffemodel: str | Path | None = None, *,
     path = parsed.path
     state = caffe_pb2.NetState(phase=caffe_pb2.Phase.Value(phase), level=level, stage=list(stages))
     overrides = {k: tuple(v) for k, v in (input_shapes or {}).items()}
-    report = _Dropped()
+    report = Dropped()
     layers = collect_layers(parsed, overrides, state, report)
-    _check_something_left(layers, report, phase, path)
+    check_something_left(layers, report, phase, path)
     stored = read_caffemodel(caffemodel) if caffemodel is not None else None
     blob_counts = None if stored is None else {lw.name: len(lw.blobs) for lw in stored if lw.blobs}
     graph = _build_graph(parsed.net.name or Path(path).stem, layers, overrides, path, blob_counts)
-    _check_inputs_outputs(graph, report, path)
+    check_inputs_outputs(graph, report, path)
     if stored is not None:
         attach_weights(graph, stored, str(caffemodel), allow_missing=allow_missing_weights)
     return graph
-
-
-def _check_something_left(layers: list[_Layer], report: _Dropped, phase: str, path: str) -> None:
-    if layers:
-        return
-    if report.total == 0:
-        raise PrototxtError("defines no layers and no inputs (an empty file, or not a Caffe net definition)",
-                            file=path)
-    if report.by_phase == report.total:
-        raise PrototxtError(f"none of its {report.total} layer(s) runs in the {phase} phase "
-                            "(every one is excluded by include/exclude rules)", file=path)
-    raise PrototxtError(f"has only training layers ({_type_counts(report.training or [])}); "
-                        "nothing is left to convert", file=path)
-
-
-def _check_inputs_outputs(graph: Graph, report: _Dropped, path: str) -> None:
-    if not graph.inputs:
-        raise PrototxtError("has no inputs (no Input layer, `input:` field or data layer): "
-                            "caffe2tf needs to know what the net is fed", file=path)
-    if not graph.outputs:
-        dropped = (f" after dropping its training layers ({_type_counts(report.training)})"
-                   if report.training else "")
-        raise PrototxtError(f"computes nothing{dropped}: no layer reads its inputs "
-                            f"{[graph.values[v].blob for v in graph.inputs]}", file=path)
-
-
-def _type_counts(types: Sequence[str]) -> str:
-    counts: dict[str, int] = {}
-    for t in types:
-        counts[t] = counts.get(t, 0) + 1
-    return ", ".join(f"{n} {t}" for t, n in counts.items())
 
 
 def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[int, ...]], path: str,
@@ -277,7 +237,7 @@ def _build_graph(name: str, layers: list[_Layer], overrides: Mapping[str, tuple[
             aliases[p.name] = original_type
         reading = None
         if readings.is_clashing(p.type):
-            reading = _decide_reading(p, layer.line, inputs, produced_by, blob_counts, path)
+            reading = readings.decide_layer_reading(p, layer.line, inputs, produced_by, blob_counts, path)
             if reading is None:
                 undecided[p.name] = tuple(readings.READINGS[p.type])
             else:
@@ -354,33 +314,6 @@ def _depthwise_as_convolution(p: caffe_pb2.LayerParameter, x: tuple[int, ...], p
     return out
 
 
-def _decide_reading(p: caffe_pb2.LayerParameter, line: int | None, inputs: list[str],
-                    produced_by: Mapping[str, tuple[caffe_pb2.LayerParameter, int]],
-                    blob_counts: Mapping[str, int] | None, path: str) -> str | None:
-    """The fork reading of a clashing type name; ``None`` only when undecidable without a caffemodel."""
-    try:
-        if p.type == "BN":
-            n_blobs = None if blob_counts is None else blob_counts.get(p.name)
-            reading = readings.decide("BN", readings.bn_evidence(p, n_blobs))
-        else:
-            reading = readings.decide("Upsample", readings.upsample_evidence(p, len(inputs)))
-    except Caffe2TFError as exc:
-        raise PrototxtError(exc.message, file=path, line=line, layer=p.name) from None
-    if reading == "unpool":
-        producer = produced_by.get(inputs[1])
-        if (producer is None or producer[0].type != "Pooling" or producer[1] != 1
-                or producer[0].pooling_param.pool != caffe_pb2.PoolingParameter.MAX):
-            what = (f"top {producer[1]} of {producer[0].type} layer '{producer[0].name}'" if producer
-                    else "not produced by a layer")
-            raise PrototxtError(f"Upsample with 2 bottoms is SegNet/ENet max-unpooling, whose second bottom must be "
-                                f"the mask (second top) of a MAX Pooling layer; '{p.bottom[1]}' is {what}",
-                                file=path, line=line, layer=p.name)
-    if reading is None and blob_counts is not None:
-        raise PrototxtError(f"BN: {readings.undecidable_message('BN')} (the caffemodel holds no blobs for it)",
-                            file=path, line=line, layer=p.name)
-    return reading
-
-
 def _input_shapes(layer: _Layer, overrides: Mapping[str, tuple[int, ...]], used: set[str],
                   path: str) -> list[tuple[int, ...] | None]:
     p = layer.param
@@ -400,74 +333,3 @@ def _input_shapes(layer: _Layer, overrides: Mapping[str, tuple[int, ...]], used:
                                 file=path, line=layer.line, layer=p.name)
         out.append(_check_dims(dims, f"input '{top}'", path, layer))
     return out
-
-
-def _strip_ones(shape: Sequence[int]) -> tuple[int, ...]:
-    s = list(shape)
-    while s and s[0] == 1:
-        s.pop(0)
-    while s and s[-1] == 1:
-        s.pop()
-    return tuple(s)
-
-
-def canonical_blob(blob: np.ndarray, expected: tuple[int, ...], layer: str, index: int, path: str) -> np.ndarray:
-    """Reshape a stored blob to the canonical shape if they differ only by leading/trailing 1s."""
-    if tuple(blob.shape) == tuple(expected):
-        return blob
-    if _strip_ones(blob.shape) == _strip_ones(expected) and blob.size == math.prod(expected):
-        return blob.reshape(expected)
-    raise WeightsError(f"blob {index} has shape {tuple(blob.shape)}, the layer needs {tuple(expected)}",
-                       file=path, layer=layer)
-
-
-def attach_weights(graph: Graph, stored: list[LayerWeights], path: str, *, allow_missing: bool = False) -> None:
-    """Match caffemodel layers to graph nodes by name; check and canonicalise their blobs."""
-    by_name: dict[str, LayerWeights] = {}
-    for lw in stored:
-        if lw.blobs:
-            by_name[lw.name] = lw
-    missing: list[str] = []
-    used: set[str] = set()
-    for i, node in enumerate(graph.nodes):
-        expected = _expected_blobs(graph, node)
-        lw = by_name.get(node.name)
-        if lw is not None:
-            used.add(node.name)
-        if expected is None:  # unsupported type: keep whatever is stored
-            if lw is not None:
-                graph.nodes[i] = node.with_(weights=tuple(lw.blobs))
-            continue
-        if not expected:
-            if lw is not None:
-                raise WeightsError(f"the caffemodel holds {len(lw.blobs)} blob(s) for this {node.type} layer, "
-                                   "which takes none", file=path, layer=node.name)
-            continue
-        if lw is None:
-            missing.append(node.name)
-            continue
-        if len(lw.blobs) != len(expected):
-            raise WeightsError(f"{node.type} needs {len(expected)} blob(s), the caffemodel holds {len(lw.blobs)}",
-                               file=path, layer=node.name)
-        blobs = tuple(canonical_blob(b, e, node.name, k, path) for k, (b, e) in enumerate(zip(lw.blobs, expected)))
-        graph.nodes[i] = node.with_(weights=blobs)
-    if missing and not allow_missing:
-        raise WeightsError(f"no weights for {len(missing)} layer(s): {', '.join(missing[:10])}"
-                           + (" ..." if len(missing) > 10 else ""), file=path)
-    in_net = {n.name for n in graph.nodes}
-    extra = [lw for lw in stored if lw.name not in in_net]
-    if extra:  # real caffemodels carry training-time layers: one line for all of them
-        log.warning("%s: ignoring %d layer(s) the net does not use (%s): %s%s", path, len(extra),
-                    _type_counts([lw.type for lw in extra]), ", ".join(lw.name for lw in extra[:5]),
-                    " ..." if len(extra) > 5 else "")
-
-
-def _expected_blobs(graph: Graph, node: Node) -> list[tuple[int, ...]] | None:
-    if node.type == "Input" or not shape_rules.has_rule(node.type):
-        return [] if node.type == "Input" else None
-    in_shapes = graph.input_shapes(node)
-    if any(s is None for s in in_shapes):
-        return None
-    if readings.is_clashing(node.type) and node.reading is None:
-        return None
-    return list(shape_rules.infer(node.param, in_shapes, node.reading).blobs)  # type: ignore[arg-type]

@@ -25,9 +25,10 @@ output shape is the same either way). Nothing here guesses.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.errors import PrototxtError
+from caffe2tf.errors import Caffe2TFError, PrototxtError
 
 READINGS: dict[str, dict[str, str]] = {
     "BN": {"pspnet": "PSPNet's BN: 4 blobs slope, bias, mean, variance",
@@ -123,3 +124,36 @@ def canonical_param(param: caffe_pb2.LayerParameter, reading: str | None) -> Non
     ``nearest`` Upsample without ``scale`` has the YOLO forks' default 1, not SegNet's 2."""
     if param.type == "Upsample" and reading == "nearest" and not param.upsample_param.HasField("scale"):
         param.upsample_param.scale = 1
+
+
+def decide_layer_reading(p: caffe_pb2.LayerParameter, line: int | None, inputs: list[str],
+                    produced_by: Mapping[str, tuple[caffe_pb2.LayerParameter, int]],
+                    blob_counts: Mapping[str, int] | None, path: str) -> str | None:
+    """The fork reading of a clashing layer from all the evidence the reader has.
+
+    ``produced_by`` maps a value id to the producing layer and its top index (the
+    mask check); ``blob_counts`` is the caffemodel's blobs per layer name, ``None``
+    without a caffemodel. Returns ``None`` only when undecidable without a caffemodel;
+    raises a one-line error naming the file, line and layer otherwise.
+    """
+    try:
+        if p.type == "BN":
+            n_blobs = None if blob_counts is None else blob_counts.get(p.name)
+            reading = decide("BN", bn_evidence(p, n_blobs))
+        else:
+            reading = decide("Upsample", upsample_evidence(p, len(inputs)))
+    except Caffe2TFError as exc:
+        raise PrototxtError(exc.message, file=path, line=line, layer=p.name) from None
+    if reading == "unpool":
+        producer = produced_by.get(inputs[1])
+        if (producer is None or producer[0].type != "Pooling" or producer[1] != 1
+                or producer[0].pooling_param.pool != caffe_pb2.PoolingParameter.MAX):
+            what = (f"top {producer[1]} of {producer[0].type} layer '{producer[0].name}'" if producer
+                    else "not produced by a layer")
+            raise PrototxtError(f"Upsample with 2 bottoms is SegNet/ENet max-unpooling, whose second bottom must be "
+                                f"the mask (second top) of a MAX Pooling layer; '{p.bottom[1]}' is {what}",
+                                file=path, line=line, layer=p.name)
+    if reading is None and blob_counts is not None:
+        raise PrototxtError(f"BN: {undecidable_message('BN')} (the caffemodel holds no blobs for it)",
+                            file=path, line=line, layer=p.name)
+    return reading

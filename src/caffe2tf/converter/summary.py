@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from caffe2tf.converter import readings
 from caffe2tf.converter import shapes as shape_rules
 from caffe2tf.converter.ir import Graph, Node
 
@@ -14,10 +15,14 @@ class LayerSummary:
     type: str
     inputs: list[str]          # Caffe blob names
     outputs: list[str]
-    output_shapes: list[list[int] | None]
+    output_shapes: list[list[int | None] | None]  # a None dim: data-dependent (DetectionOutput rows)
     params: int
     macs: int                  # multiply-accumulates of one forward pass
     supported: bool
+    # the fork meaning of a clashing type name ("pspnet", "segnet", "nearest", "unpool"),
+    # "undecided" where only the caffemodel can tell; None for every other type
+    reading: str | None = None
+    original_type: str | None = None  # a fork alias the reader upgraded (ConvolutionDepthwise)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -27,7 +32,7 @@ def node_macs(graph: Graph, node: Node) -> int:
     """Multiply-adds of the matrix work of a layer (conv, deconv, inner product)."""
     ins = graph.input_shapes(node)
     outs = [graph.values[v].shape for v in node.outputs]
-    if not ins or ins[0] is None or not outs or outs[0] is None:
+    if not ins or shape_rules.has_unknown_dim(ins[0]) or not outs or shape_rules.has_unknown_dim(outs[0]):
         return 0
     x, y = ins[0], outs[0]
     if node.type == "Convolution":
@@ -50,9 +55,11 @@ def node_params(graph: Graph, node: Node) -> int:
     if node.weights:
         return sum(int(w.size) for w in node.weights)
     ins = graph.input_shapes(node)
-    if node.type == "Input" or not shape_rules.has_rule(node.type) or any(s is None for s in ins):
+    if node.type == "Input" or not shape_rules.has_rule(node.type) or any(shape_rules.has_unknown_dim(s) for s in ins):
         return 0
-    return sum(math.prod(s) for s in shape_rules.infer(node.param, ins).blobs)  # type: ignore[arg-type]
+    if readings.is_clashing(node.type) and node.reading is None:
+        return 0  # undecided: its blobs are unknown until the caffemodel says which fork it is
+    return sum(math.prod(s) for s in shape_rules.infer(node.param, ins, node.reading).blobs)  # type: ignore[arg-type]
 
 
 def summarize(graph: Graph, supported_types: set[str] | None = None) -> list[LayerSummary]:
@@ -66,7 +73,9 @@ def summarize(graph: Graph, supported_types: set[str] | None = None) -> list[Lay
             inputs=[graph.values[v].blob for v in node.inputs],
             outputs=[graph.values[v].blob for v in node.outputs],
             output_shapes=[list(s) if (s := graph.values[v].shape) is not None else None for v in node.outputs],
-            params=node_params(graph, node), macs=node_macs(graph, node), supported=supported))
+            params=node_params(graph, node), macs=node_macs(graph, node), supported=supported,
+            reading=node.reading or (readings.UNDECIDED if readings.is_clashing(node.type) else None),
+            original_type=node.original_type))
     return rows
 
 

@@ -20,16 +20,20 @@ weights.
 from __future__ import annotations
 
 import io
+import math
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Sequence
 
 import numpy as np
 
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.errors import WeightsError
+
+if TYPE_CHECKING:
+    from caffe2tf.converter.ir import Graph, Node
 
 log = logging.getLogger(__name__)
 
@@ -307,3 +311,84 @@ def read_caffemodel(path: str | Path) -> list[LayerWeights]:
         log.debug("%s holds no layers", p)
     log.debug("read %d layers from %s", len(layers), p)
     return layers
+
+
+# ------------------------------------------------ matching blobs to the graph
+
+def _type_counts(types: list[str]) -> str:
+    from caffe2tf.converter.net_checks import type_counts
+    return type_counts(types)
+
+
+def _strip_ones(shape: Sequence[int]) -> tuple[int, ...]:
+    s = list(shape)
+    while s and s[0] == 1:
+        s.pop(0)
+    while s and s[-1] == 1:
+        s.pop()
+    return tuple(s)
+
+
+def canonical_blob(blob: np.ndarray, expected: tuple[int, ...], layer: str, index: int, path: str) -> np.ndarray:
+    """Reshape a stored blob to the canonical shape if they differ only by leading/trailing 1s."""
+    if tuple(blob.shape) == tuple(expected):
+        return blob
+    if _strip_ones(blob.shape) == _strip_ones(expected) and blob.size == math.prod(expected):
+        return blob.reshape(expected)
+    raise WeightsError(f"blob {index} has shape {tuple(blob.shape)}, the layer needs {tuple(expected)}",
+                       file=path, layer=layer)
+
+
+def attach_weights(graph: Graph, stored: list[LayerWeights], path: str, *, allow_missing: bool = False) -> None:
+    """Match caffemodel layers to graph nodes by name; check and canonicalise their blobs."""
+    by_name: dict[str, LayerWeights] = {}
+    for lw in stored:
+        if lw.blobs:
+            by_name[lw.name] = lw
+    missing: list[str] = []
+    used: set[str] = set()
+    for i, node in enumerate(graph.nodes):
+        expected = _expected_blobs(graph, node)
+        lw = by_name.get(node.name)
+        if lw is not None:
+            used.add(node.name)
+        if expected is None:  # unsupported type: keep whatever is stored
+            if lw is not None:
+                graph.nodes[i] = node.with_(weights=tuple(lw.blobs))
+            continue
+        if not expected:
+            if lw is not None:
+                raise WeightsError(f"the caffemodel holds {len(lw.blobs)} blob(s) for this {node.type} layer, "
+                                   "which takes none", file=path, layer=node.name)
+            continue
+        if lw is None:
+            missing.append(node.name)
+            continue
+        if len(lw.blobs) != len(expected):
+            raise WeightsError(f"{node.type} needs {len(expected)} blob(s), the caffemodel holds {len(lw.blobs)}",
+                               file=path, layer=node.name)
+        blobs = tuple(canonical_blob(b, e, node.name, k, path) for k, (b, e) in enumerate(zip(lw.blobs, expected)))
+        graph.nodes[i] = node.with_(weights=blobs)
+    if missing and not allow_missing:
+        raise WeightsError(f"no weights for {len(missing)} layer(s): {', '.join(missing[:10])}"
+                           + (" ..." if len(missing) > 10 else ""), file=path)
+    in_net = {n.name for n in graph.nodes}
+    extra = [lw for lw in stored if lw.name not in in_net]
+    if extra:  # real caffemodels carry training-time layers: one line for all of them
+        log.warning("%s: ignoring %d layer(s) the net does not use (%s): %s%s", path, len(extra),
+                    _type_counts([lw.type for lw in extra]), ", ".join(lw.name for lw in extra[:5]),
+                    " ..." if len(extra) > 5 else "")
+
+
+def _expected_blobs(graph: Graph, node: Node) -> list[tuple[int, ...]] | None:
+    from caffe2tf.converter import readings
+    from caffe2tf.converter import shapes as shape_rules
+
+    if node.type == "Input" or not shape_rules.has_rule(node.type):
+        return [] if node.type == "Input" else None
+    in_shapes = graph.input_shapes(node)
+    if any(s is None for s in in_shapes):
+        return None
+    if readings.is_clashing(node.type) and node.reading is None:
+        return None
+    return list(shape_rules.infer(node.param, in_shapes, node.reading).blobs)  # type: ignore[arg-type]
