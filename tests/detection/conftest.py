@@ -1,5 +1,5 @@
-"""Fixtures for the detection tests: the hand-written fake detector (see detection_helpers) and,
-when the SSD layers convert, the real res10_ssd_face face detector."""
+"""Fixtures for the detection tests: the hand-written fake detector (see detection_helpers) and
+the real res10_ssd_face face detector, converted once per session."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest
-from detection_helpers import FAKE_CLASSES, fake_detector, res10_or_xfail
+from detection_helpers import FAKE_CLASSES, converted_res10, fake_detector
 
 
 @pytest.fixture(scope="session")
@@ -25,4 +25,13 @@ def fake_served(fake_dir: Path):
 
 @pytest.fixture(scope="session")
 def res10_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return res10_or_xfail(tmp_path_factory.getbasetemp())
+    return converted_res10(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    from detection_helpers import REPO
+
+    d = REPO / "tests" / ".artifacts"
+    d.mkdir(parents=True, exist_ok=True)
+    return d

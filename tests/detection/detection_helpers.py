@@ -135,14 +135,3 @@ def without_detection_layer(src: Path, dst: Path) -> Path:
     (dst / "conversion.json").write_text(json.dumps(rec))
     return dst
 
-
-def res10_or_xfail(base: Path) -> Path:
-    """:func:`converted_res10`, or the test xfails while the SSD layers do not convert yet."""
-    import pytest
-
-    from caffe2tf.errors import UnsupportedLayerError
-
-    try:
-        return converted_res10(base)
-    except UnsupportedLayerError as exc:
-        pytest.xfail(f"res10_ssd_face does not convert yet: {exc}")

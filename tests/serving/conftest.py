@@ -22,7 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "detection"))  # detection_helpers
 
-from detection_helpers import FAKE_CLASSES, fake_detector, res10_or_xfail  # noqa: E402
+from detection_helpers import FAKE_CLASSES, converted_res10, fake_detector  # noqa: E402
 from serving_helpers import LIVE_QUEUE, LIVE_WORKERS, REPO, converted_example, encode  # noqa: E402
 
 ARTIFACTS = REPO / "tests" / ".artifacts"
@@ -83,8 +83,8 @@ def det_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def res10_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """res10_ssd_face converted (real weights; xfails while the SSD layers do not convert)."""
-    return res10_or_xfail(tmp_path_factory.getbasetemp())
+    """res10_ssd_face converted (real weights, classes background/face)."""
+    return converted_res10(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")

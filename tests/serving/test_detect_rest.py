@@ -99,3 +99,40 @@ def test_metrics_count_detect(det_client):
     text = det_client.get("/metrics").text
     assert 'caffe2tf_http_requests_total{endpoint="detect",method="POST",status="200"}' in text
     assert 'caffe2tf_model_duration_seconds_count{endpoint="detect"}' in text
+
+
+def test_predict_and_detect_with_res10(res10_model_dir):
+    """:predict answers res10_ssd_face's rows (their number depends on the input) and :detect
+    finds the astronaut's face, in-process."""
+    from detection_helpers import astronaut, res10_reference
+    from starlette.testclient import TestClient
+
+    from caffe2tf.serving.app import create_app
+    from caffe2tf.serving.model import ServedModel
+
+    x, caffe_rows = res10_reference()
+    model = ServedModel.load(res10_model_dir, name="res10")
+    with TestClient(create_app(model), raise_server_exceptions=False) as c:
+        body = {"inputs": {"data": x.transpose(0, 2, 3, 1).tolist()}}
+        r = c.post("/v1/models/res10:predict", content=json.dumps(body))
+        assert r.status_code == 200, r.text[:300]
+        rows = np.asarray(r.json()["outputs"], np.float32)
+        assert rows.shape == (1, len(caffe_rows), 7, 1)
+        # JSON carries float32 exactly; the rows are the SavedModel's, held to the DetectionOutput
+        # tolerance against Caffe (1e-5) because another run of the graph may round differently
+        np.testing.assert_allclose(rows[0, :, :, 0], caffe_rows, atol=1e-5, rtol=0)
+        # an all-zero input gives another number of rows: the output's length is dynamic
+        zero = c.post("/v1/models/res10:predict",
+                      content=json.dumps({"instances": np.zeros((1, 300, 300, 3)).tolist()}))
+        assert zero.status_code == 200
+        assert np.asarray(zero.json()["predictions"]).shape[1] != len(caffe_rows)
+        doc = c.post("/v1/models/res10:detect", content=encode(astronaut(), "PNG")).json()
+        assert [d["name"] for d in doc["detections"]] == ["face"]
+        face = doc["detections"][0]
+        assert face["score"] > 0.99
+        np.testing.assert_allclose([face["box_normalized"][k] for k in ("xmin", "ymin", "xmax", "ymax")],
+                                   caffe_rows[0, 3:7], atol=1 / 300)
+        assert c.get("/healthz").json()["model"]["kind"] == "detection"
+        meta = c.get("/v1/models/res10/metadata").json()["metadata"]["signature_def"]["signature_def"]
+        dims = [d["size"] for d in meta["serving_default"]["outputs"]["output_0"]["tensor_shape"]["dim"]]
+        assert dims[1] == "-1" and dims[2:] == ["7", "1"]
