@@ -92,6 +92,7 @@ def serve(model_dir: str, host: str, port: int, name: str | None, workers: int, 
       GET  /v1/models/NAME/metadata    signature_def
       POST /v1/models/NAME:predict     {"instances": [...]} or {"inputs": ...}
       POST /v1/models/NAME:segment     a JPEG/PNG -> JSON | label PNG | overlay PNG
+      POST /v1/models/NAME:detect      a JPEG/PNG -> detections JSON | PNG with boxes
       GET  /                           upload a photo, see the overlay and the classes found
       GET  /healthz, /metrics          liveness; Prometheus metrics
 
@@ -107,11 +108,12 @@ def serve(model_dir: str, host: str, port: int, name: str | None, workers: int, 
         raise ServeError("caffe2tf serve needs the 'app' extra: pip install 'caffe2tf[app]'") from None
     from caffe2tf.serving.app import ServeConfig, create_app
 
+    file_names = None  # a class-name file also names a detection model's labels
     if classes and classes.lower() not in ("ade20k", "indoor"):
         from caffe2tf.segmentation.classes import load_class_names
 
         try:
-            load_class_names(classes)
+            file_names = load_class_names(classes)
         except (OSError, ValueError) as exc:
             raise ServeError(str(exc), file=classes) from None
     config = ServeConfig(workers=workers, queue_size=queue_size, max_body_bytes=int(max_body_mb * 2 ** 20),
@@ -122,11 +124,12 @@ def serve(model_dir: str, host: str, port: int, name: str | None, workers: int, 
                                              bgr=bgr, base_size=base_size, scales=scales, flip=flip,
                                              classes=classes)
         log.info("warm-up inference: %.2f s", model.warm_up())
-        app = create_app(model, config, segmentation=setup or False, no_segmentation_reason=why)
+        app = create_app(model, config, segmentation=setup or False, no_segmentation_reason=why,
+                         detection_class_names=file_names)
         bound_host, bound_port = sock.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         url = f"http://{shown}:{bound_port}"
-        seg = "" if setup else f" (no :segment: {why})"
+        seg = "" if setup or app.state.service.detection else f" (no :segment: {why})"
         click.echo(f"serving '{model.name}' from {model_dir} on {url}{seg}")
         click.echo(f"  page {url}/   REST {url}/v1/models/{model.name}   workers {workers}, queue {queue_size}")
         if host not in ("127.0.0.1", "localhost", "::1"):
