@@ -2,7 +2,8 @@
 
 Every layer here implements ``get_config`` and is registered serializable under
 the package ``caffe2tf``: importing this module is all ``keras.models.load_model``
-needs to restore a converted model. Layers hold only hyper-parameters in their
+needs to restore a converted model (it also imports the families' own layer modules,
+listed in :data:`LAYER_MODULES`, at its end). Layers hold only hyper-parameters in their
 config; numbers (weights, statistics) are Keras weights, set by the translators
 with ``set_weights``. Inputs of rank 4 are NHWC (see ``layout.py``).
 """
@@ -482,3 +483,12 @@ class CaffeBroadcastOp(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "op": self.op, "caffe_shape": self.caffe_shape,
                 "in_perm": self.in_perm, "out_perm": self.out_perm}
+
+
+#: The other families' custom-layer modules; imported here so that importing this module
+#: registers every caffe2tf layer for ``keras.models.load_model``.
+LAYER_MODULES = ("caffe2tf.layer_mappings.ssd_layers", "caffe2tf.layer_mappings.unpooling_layers",
+                 "caffe2tf.layer_mappings.segnet_layers")
+
+for _module in LAYER_MODULES:
+    __import__(_module)

@@ -12,10 +12,12 @@ import keras
 import numpy as np
 from keras import ops
 
-from caffe2tf.layer_mappings.custom_layers import _pair
-
 serializable = keras.saving.register_keras_serializable(package="caffe2tf")
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
+
+
+def _pair(v) -> tuple[int, int]:
+    return (int(v), int(v)) if isinstance(v, (int, np.integer)) else (int(v[0]), int(v[1]))
 
 
 @serializable
