@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 from click.testing import CliRunner
 from PIL import Image
 
@@ -92,3 +94,49 @@ def test_finetune_converted_network_learns(rooms, tmp_path):
     after = _miou(tuned, rooms["val"], tmp_path, "after")
     print(f"mIoU before {before:.3f} after {after:.3f}")
     assert after > before + 0.15 and after > 0.3, (before, after)
+
+
+# --- --engine ray: a local Ray started in this process (2 CPUs, 127.0.0.1 only, no dashboard) ---
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray", reason="the 'ray' extra is not installed (pip install 'caffe2tf[ray]')")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # no usage report over the network
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+# 2 actors x 0.5 CPU leave a CPU for the decode tasks (actors on every CPU would starve them)
+RAY_POOL = ["--engine", "ray", "--ray-actors", "2", "--ray-cpus-per-actor", "0.5", "--ray-batch", "2"]
+
+
+def test_evaluate_on_ray_equals_local(local_ray, mini_model_dir, rooms, tmp_path):
+    """Same model, same decoded arrays, same segment_image in each actor: the summed per-batch
+    confusion matrices must equal the local one exactly (integer counts), hence every metric."""
+    val = rooms["val"]
+    common = ["evaluate", mini_model_dir, "--images", val / "images", "--labels", val / "labels", "--classes", "indoor"]
+    local = _run([*common, "--json", tmp_path / "local.json"])
+    ray_res = _run([*common, *RAY_POOL, "--json", tmp_path / "ray.json"])
+    a = json.loads((tmp_path / "local.json").read_text())
+    b = json.loads((tmp_path / "ray.json").read_text())
+    assert np.asarray(a["confusion_matrix"]).sum() > 0
+    np.testing.assert_array_equal(np.asarray(a["confusion_matrix"], np.int64), np.asarray(b["confusion_matrix"], np.int64))
+    for key in ("pixel_accuracy", "mean_iou", "mean_class_accuracy", "fw_iou", "mean_f1", "iou", "f1", "gt_pixels"):
+        assert a[key] == b[key], key
+    for res, engine in ((local, "local"), (ray_res, "ray")):
+        print(engine, [line for line in res.output.splitlines() if "images/s" in line])
+    assert "engine ray" in ray_res.output
+
+
+def test_segment_on_ray_writes_the_local_files(local_ray, mini_model_dir, rooms, tmp_path):
+    images = sorted((rooms["val"] / "images").iterdir())[:3]
+    _run(["segment", mini_model_dir, *images, "-o", tmp_path / "local", "--classes", "indoor"])
+    res = _run(["segment", mini_model_dir, *images, "-o", tmp_path / "ray", "--classes", "indoor", *RAY_POOL])
+    assert "wrote 3 result(s)" in res.output and "engine ray" in res.output
+    local_files = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert local_files == sorted(p.name for p in (tmp_path / "ray").iterdir()) and len(local_files) == 12
+    for image in images:
+        # the same SavedModel on the same machine in another process: the argmax labels agree
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "local" / f"{image.stem}_labels.png")),
+                                      np.asarray(Image.open(tmp_path / "ray" / f"{image.stem}_labels.png")))

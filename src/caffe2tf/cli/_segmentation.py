@@ -84,9 +84,51 @@ def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr
     return LoadedSegmenter(model, setup, list(setup.class_names), identity, setup.num_classes)
 
 
+def engine_options(fn: Callable) -> Callable:
+    """`--engine local|ray` and the Ray pool's size, shared by `segment` and `evaluate`."""
+    options = [
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                     help="local: this process; ray: Ray Data actor pool (model loaded once per actor; "
+                          "pip install 'caffe2tf[ray]').",),
+        click.option("--ray-address", help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)."),
+        click.option("--ray-actors", type=int, help="Actors in the pool (default: the cluster's CPUs minus one "
+                                                     "for decoding, divided by --ray-cpus-per-actor)."),
+        click.option("--ray-cpus-per-actor", type=float, default=1.0, show_default=True),
+        click.option("--ray-gpus-per-actor", type=float, default=0.0, show_default=True),
+        click.option("--ray-batch", type=int, default=4, show_default=True, help="Images per actor call."),
+    ]
+    for opt in reversed(options):
+        fn = opt(fn)
+    return fn
+
+
+def ray_kwargs(ray_actors: int | None, ray_cpus_per_actor: float, ray_gpus_per_actor: float,
+               ray_batch: int) -> dict:
+    if ray_actors is not None and ray_actors < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--ray-actors")
+    if ray_cpus_per_actor <= 0 or ray_batch < 1:
+        raise click.BadParameter("must be positive", param_hint="--ray-cpus-per-actor/--ray-batch")
+    return dict(actors=ray_actors, cpus_per_actor=ray_cpus_per_actor, gpus_per_actor=ray_gpus_per_actor,
+                batch_size=ray_batch)
+
+
+def make_gt_transform(seg: LoadedSegmenter, *, ignore_index: int, label_offset: int,
+                      to_output: bool) -> Callable[[np.ndarray], np.ndarray]:
+    """Stored labels -> reported classes: subtract ``label_offset`` (negatives ignored), then,
+    with ``to_output``, map model classes to the reported ones (e.g. ADE20K -> indoor)."""
+    def gt_transform(gt: np.ndarray) -> np.ndarray:
+        g = gt.astype(np.int64)
+        if label_offset:
+            keep = (g != ignore_index) & (g >= label_offset)
+            g = np.where(keep, g - label_offset, ignore_index)
+        return seg.to_output_classes(g) if to_output else g
+    return gt_transform
+
+
 def protocol_kwargs(seg: LoadedSegmenter) -> dict:
     s = seg.setup
     return dict(crop_size=s.crop_size, num_classes=s.num_classes, preprocessing=s.preprocessing, **s.protocol)
 
 
-__all__ = ["LoadedSegmenter", "load_segmenter", "protocol_options", "protocol_kwargs"]
+__all__ = ["LoadedSegmenter", "load_segmenter", "protocol_options", "protocol_kwargs", "engine_options", "ray_kwargs",
+           "make_gt_transform"]

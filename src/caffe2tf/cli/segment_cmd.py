@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from caffe2tf.cli._segmentation import load_segmenter, protocol_kwargs, protocol_options
+from caffe2tf.cli._segmentation import engine_options, load_segmenter, protocol_kwargs, protocol_options, ray_kwargs
 from caffe2tf.errors import Caffe2TFError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -26,6 +26,52 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     return out
 
 
+def _read(path: Path):  # noqa: ANN202 - RGB uint8 array
+    from caffe2tf.segmentation.evaluate import read_rgb
+
+    try:
+        return read_rgb(path)
+    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad input file
+        raise Caffe2TFError(f"not a readable image ({type(exc).__name__})", file=str(path)) from None
+
+
+def _write_result(seg, image, path: Path, out: Path, palette, alpha: float) -> str:  # noqa: ANN001
+    """Segment one photo, write its label PNG, overlay and legend; the summary line."""
+    from caffe2tf.segmentation import visualize
+    from caffe2tf.segmentation.protocol import segment_image
+
+    labels = seg.to_output_classes(segment_image(image, seg.logits_fn(), **protocol_kwargs(seg)).labels)
+    stem = out / path.stem
+    visualize.write_label_png(labels, f"{stem}_labels.png")
+    visualize.write_overlay_png(image, labels, f"{stem}_overlay.png", palette, alpha=alpha, ignore_index=None)
+    entries = visualize.legend(labels, seg.class_names, palette, ignore_index=None)
+    visualize.write_legend_png(entries, f"{stem}_legend.png")
+    Path(f"{stem}_legend.json").write_text(json.dumps(
+        [{"index": e.index, "name": e.name, "color": "#%02x%02x%02x" % e.colour, "share": round(e.share, 6)}
+         for e in entries], indent=1))
+    top = ", ".join(f"{e.name} {100 * e.share:.1f}%" for e in entries[:4])
+    return f"{path.name}: {top}"
+
+
+def _decode(row: dict) -> dict:
+    """Ray decode stage."""
+    return {"index": row["index"], "path": row["path"], "image": _read(Path(row["path"]))}
+
+
+def _segment_worker(model_dir: str, seg_opts: dict, out_dir: str, alpha: float):  # noqa: ANN202
+    """Ray actor set-up: load the model once; return a batch -> summary-lines function."""
+    from caffe2tf.segmentation.classes import make_palette
+
+    seg = load_segmenter(model_dir, **seg_opts)
+    palette = make_palette(seg.num_output_classes)
+
+    def run(rows: list[dict]) -> list[dict]:
+        return [{"index": int(r["index"]),
+                 "line": _write_result(seg, r["image"], Path(str(r["path"])), Path(out_dir), palette, alpha)}
+                for r in rows]
+    return run
+
+
 @click.command()
 @click.argument("model_dir", type=click.Path(file_okay=False, exists=True))
 @click.argument("images", nargs=-1, required=True)
@@ -33,8 +79,10 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
               help="Folder for <name>_labels.png, <name>_overlay.png, <name>_legend.png/.json.")
 @protocol_options
 @click.option("--alpha", type=float, default=0.5, show_default=True, help="Overlay opacity.")
+@engine_options
 def segment(model_dir: str, images: tuple[str, ...], out_dir: str, mean, scale, bgr, base_size, scales, flip,
-            classes, alpha: float) -> None:
+            classes, alpha: float, engine: str, ray_address: str | None, ray_actors: int | None,
+            ray_cpus_per_actor: float, ray_gpus_per_actor: float, ray_batch: int) -> None:
     """Segment photos (JPEG/PNG, any size; folders are expanded) with a converted model.
 
     Uses PSPNet's evaluation protocol: resize the long side to the base size, pad
@@ -43,36 +91,44 @@ def segment(model_dir: str, images: tuple[str, ...], out_dir: str, mean, scale, 
     bring the result back to the photo's resolution. With a 473x473 ADE20K model
     the defaults reproduce PSPNet's published single-scale setting (base size 512,
     flip on); --scales 0.5,0.75,1,1.25,1.5,1.75 gives its multi-scale setting.
+
+    With --engine ray a Ray Data actor pool reads and segments the photos (the
+    model loaded once per actor; OUT must be reachable from every Ray node) and
+    writes the same files.
     """
+    import time
+
     from tqdm import tqdm
 
-    from caffe2tf.segmentation import visualize
     from caffe2tf.segmentation.classes import make_palette
-    from caffe2tf.segmentation.evaluate import read_rgb
-    from caffe2tf.segmentation.protocol import segment_image
 
     files = _expand(images)
-    seg = load_segmenter(model_dir, mean=mean, scale=scale, bgr=bgr, base_size=base_size, scales=scales,
-                         flip=flip, classes=classes)
+    seg_opts = dict(mean=mean, scale=scale, bgr=bgr, base_size=base_size, scales=scales, flip=flip, classes=classes)
+    pool = ray_kwargs(ray_actors, ray_cpus_per_actor, ray_gpus_per_actor, ray_batch)
+    seg = load_segmenter(model_dir, **seg_opts)
     palette = make_palette(seg.num_output_classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    logits_fn = seg.logits_fn()
-    kwargs = protocol_kwargs(seg)
-    for path in tqdm(files, desc="segment", unit="img", disable=len(files) < 2):
-        try:
-            image = read_rgb(path)
-        except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad input file
-            raise Caffe2TFError(f"not a readable image ({type(exc).__name__})", file=str(path)) from None
-        labels = seg.to_output_classes(segment_image(image, logits_fn, **kwargs).labels)
-        stem = out / path.stem
-        visualize.write_label_png(labels, f"{stem}_labels.png")
-        visualize.write_overlay_png(image, labels, f"{stem}_overlay.png", palette, alpha=alpha, ignore_index=None)
-        entries = visualize.legend(labels, seg.class_names, palette, ignore_index=None)
-        visualize.write_legend_png(entries, f"{stem}_legend.png")
-        Path(f"{stem}_legend.json").write_text(json.dumps(
-            [{"index": e.index, "name": e.name, "color": "#%02x%02x%02x" % e.colour, "share": round(e.share, 6)}
-             for e in entries], indent=1))
-        top = ", ".join(f"{e.name} {100 * e.share:.1f}%" for e in entries[:4])
-        click.echo(f"{path.name}: {top}")
-    click.echo(f"wrote {len(files)} result(s) to {out}")
+    bar = tqdm(total=len(files), desc="segment", unit="img", disable=len(files) < 2)
+    began = time.perf_counter()
+    if engine == "ray":
+        from functools import partial
+
+        from caffe2tf.segmentation.ray_engine import ensure_ray, run_pipeline
+
+        ensure_ray(ray_address)
+        rows = run_pipeline([{"index": i, "path": str(p)} for i, p in enumerate(files)], _decode,
+                            partial(_segment_worker, str(model_dir), seg_opts, str(out.resolve()), alpha),
+                            on_row=lambda _: bar.update(1), **pool)
+        lines = [r["line"] for r in sorted(rows, key=lambda r: int(r["index"]))]
+    else:
+        lines = []
+        for path in files:
+            lines.append(_write_result(seg, _read(path), path, out, palette, alpha))
+            bar.update(1)
+    seconds = time.perf_counter() - began
+    bar.close()
+    for line in lines:
+        click.echo(line)
+    click.echo(f"wrote {len(files)} result(s) to {out} in {seconds:.2f}s "
+               f"({len(files) / max(seconds, 1e-9):.2f} images/s, engine {engine})")
