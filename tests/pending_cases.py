@@ -24,13 +24,7 @@ _MASK = "MAX Pooling mask top not supported yet (issue 14)"
 PENDING: dict[str, dict[str, str]] = {
     "reader": {
     },
-    "executor": {
-        "bn_enet_inference": _ENET,
-        "bn_enet_learn_mode": _ENET,
-        "enet_mini": _ENET,
-        "upsample_mask": _ENET,
-        "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
-    },
+    "executor": {},
     "keras": {
     },
     "diff": {
