@@ -24,7 +24,8 @@ _MASK = "MAX Pooling mask top not supported yet (issue 14)"
 PENDING: dict[str, dict[str, str]] = {
     "reader": {
     },
-    "executor": {},
+    "executor": {
+    },
     "keras": {
     },
     "diff": {
