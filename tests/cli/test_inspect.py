@@ -89,3 +89,54 @@ def test_bad_input_one_line_exit_2(tmp_path, text, needle):
     assert len(lines) == 1, res.output
     assert str(p) in lines[0] and needle in lines[0]
     assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("case, with_weights, readings", [
+    ("bn_enet_inference", True, {"conv/bn": "segnet"}),
+    ("bn_enet_inference", False, {"conv/bn": "segnet"}),  # bn_param's own fields decide
+    ("bn_pspnet", True, {"conv/bn": "pspnet"}),
+    ("upsample_mask", False, {"unpool": "unpool", "unpool_odd": "unpool"}),
+    ("upsample_nearest", False, {"up2": "nearest", "up3": "nearest"}),
+    ("conv_basic", False, {}),
+])
+def test_inspect_shows_fork_readings(case, with_weights, readings):
+    d = REF_ROOT / case
+    args = [str(d / "net.prototxt")] + ([str(d / "weights.caffemodel")] if with_weights else [])
+    res = CliRunner().invoke(cli, ["inspect", "--json", *args])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["readings"] == readings
+    assert {l["name"]: l["reading"] for l in doc["layers"] if l["reading"]} == readings
+    table = CliRunner().invoke(cli, ["inspect", *args]).output
+    for name, reading in readings.items():
+        row = next(ln for ln in table.splitlines() if ln.startswith(name + " "))
+        assert f"[{reading}]" in row, row
+        assert f"read as '{reading}'" in table
+
+
+def test_inspect_says_when_only_the_caffemodel_can_decide(tmp_path):
+    p = tmp_path / "bn.prototxt"
+    p.write_text('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }\n'
+                 'layer { name: "bn" type: "BN" bottom: "x" top: "y" }\n')
+    res = CliRunner().invoke(cli, ["inspect", str(p)])
+    assert res.exit_code == 0, res.output
+    assert "BN[undecided]" in res.output
+    assert "BN read as 'undecided' (undecided without the caffemodel: pspnet or segnet)" in res.output
+    doc = json.loads(CliRunner().invoke(cli, ["inspect", "--json", str(p)]).output)
+    assert doc["readings"] == {"bn": "undecided"}
+
+
+def test_inspect_data_dependent_rows_and_aliases(tmp_path):
+    res = CliRunner().invoke(cli, ["inspect", str(REF_ROOT / "detectionoutput_basic" / "net.prototxt")])
+    assert res.exit_code == 0, res.output
+    assert "1x1x?x7" in res.output
+    p = tmp_path / "dw.prototxt"
+    p.write_text('layer { name: "x" type: "Input" top: "x" input_param { shape { dim: 1 dim: 3 dim: 4 dim: 4 } } }\n'
+                 'layer { name: "dw" type: "ConvolutionDepthwise" bottom: "x" top: "y" '
+                 'convolution_param { num_output: 3 kernel_size: 3 } }\n')
+    res = CliRunner().invoke(cli, ["inspect", str(p)])
+    assert res.exit_code == 0, res.output
+    assert "fork aliases read as their BVLC type: dw (ConvolutionDepthwise)" in res.output
+    doc = json.loads(CliRunner().invoke(cli, ["inspect", "--json", str(p)]).output)
+    assert doc["layers"][1]["type"] == "Convolution" and doc["layers"][1]["original_type"] == "ConvolutionDepthwise"
+    assert doc["layers"][1]["params"] == 3 * 9 + 3

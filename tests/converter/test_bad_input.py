@@ -403,3 +403,21 @@ def test_names_with_line_breaks_stay_on_one_line(tmp_path: Path) -> None:
     bad = tmp_path / "w.caffemodel"
     bad.write_bytes(length_delimited(100, length_delimited(1, b"conv\nX") + field_key(3, 4)))
     _check_where(_raises(_net(tmp_path, CONV_NET), bad), bad)
+
+
+# ------------------------------------------------------- the empty-net family
+
+from empty_nets import EMPTY_NETS  # noqa: E402  (tests/empty_nets.py, shared with tests/cli)
+
+
+@pytest.mark.parametrize("text, fragment", [c[1:] for c in EMPTY_NETS], ids=[c[0] for c in EMPTY_NETS])
+def test_empty_net_family_is_one_line_naming_the_file(tmp_path: Path, text: str, fragment: str) -> None:
+    """Issue 17: a net that leaves nothing to convert is one line naming the file, never a
+    traceback from whatever downstream first meets an empty list."""
+    path = tmp_path / "net.prototxt"
+    path.write_text(text)
+    with pytest.raises(Caffe2TFError) as info:
+        load_net(path)
+    msg = str(info.value)
+    assert len(msg.splitlines()) == 1 and msg.startswith(str(path)), msg
+    assert fragment in msg, msg
