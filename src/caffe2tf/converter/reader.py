@@ -158,6 +158,7 @@ def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[i
     dropped: set[str] = set()
     report = dropped_report if dropped_report is not None else Dropped()
     report.total, report.training = len(raw), []
+    training_names: list[str] = []
     for layer in raw:
         p = layer.param
         if not layer_included(p, state):
@@ -169,8 +170,8 @@ def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[i
             layer = _to_input(layer, input_shapes, path)
             dropped.update(p.top[1:])
         elif p.type in TRAINING_ONLY_TYPES or p.type.endswith("Loss"):
-            log.warning("%s: dropping training-only %s layer '%s'", path, p.type, p.name)
             report.training.append(p.type)
+            training_names.append(p.name)
             continue
         elif p.type == "Dropout" and p.dropout_param.sample_weights_test:
             raise PrototxtError("Dropout with sample_weights_test: true draws random masks at test time "
@@ -180,6 +181,9 @@ def collect_layers(parsed: ParsedPrototxt, input_shapes: Mapping[str, Sequence[i
             raise PrototxtError(f"uses a label blob of a data layer ({[b for b in p.bottom if b in dropped]})",
                                 file=path, line=layer.line, layer=p.name)
         layers.append(layer)
+    if training_names:  # one line for all of them
+        log.warning("%s: dropping %d training-only layer(s) (%s): %s", path, len(training_names),
+                    type_counts(report.training), ", ".join(training_names[:5]) + (" ..." if len(training_names) > 5 else ""))
     return layers
 
 
