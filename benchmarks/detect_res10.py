@@ -189,8 +189,10 @@ def main(argv: list[str]) -> int:
             by_type[t] = by_type.get(t, 0.0) + 1000 * float(ticks) / freq
         res["opencv_profile_ms"] = dict(sorted(by_type.items(), key=lambda kv: -kv[1])[:6])
     ours_rows = ours_rows.reshape(-1, 7) if ours_rows.shape[-1] == 7 else ours_rows[..., 0].reshape(-1, 7)
-    cv_rows = np.asarray(cv_rows).reshape(-1, 7)
-    res["rows"] = {"caffe": len(caffe_rows), "ours": len(ours_rows), "opencv": len(cv_rows)}
+    cv_all = np.asarray(cv_rows).reshape(-1, 7)
+    cv_rows = cv_all[cv_all[:, 2] > 0]  # OpenCV pads its top to keep_top_k rows with zeros
+    res["rows"] = {"caffe": len(caffe_rows), "ours": len(ours_rows), "opencv": len(cv_rows),
+                   "opencv_padded_to": len(cv_all)}
     ref_face = face_row(caffe_rows)
     res["face"] = {}
     for name, rows in (("caffe", caffe_rows), ("ours", ours_rows), ("opencv", cv_rows)):
@@ -223,7 +225,8 @@ def main(argv: list[str]) -> int:
               f"{t['ours']['best_ms'] - t['ours_body']['best_ms']:.2f} ms")
     print("OpenCV by layer type (ms, last call): " +
           ", ".join(f"{k} {v:.2f}" for k, v in res["opencv_profile_ms"].items()))
-    print(f"rows: Caffe {res['rows']['caffe']}, ours {res['rows']['ours']}, OpenCV {res['rows']['opencv']}"
+    print(f"rows: Caffe {res['rows']['caffe']}, ours {res['rows']['ours']}, OpenCV {res['rows']['opencv']} "
+          f"(its top padded with zero rows to {res['rows']['opencv_padded_to']})"
           + (f"; ours vs Caffe max |d| over all rows {res['ours_rows_max_abs_diff_vs_caffe']:.2e}"
              if "ours_rows_max_abs_diff_vs_caffe" in res else ""))
     for name, f in res["face"].items():
