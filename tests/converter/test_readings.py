@@ -235,3 +235,19 @@ def test_contradiction_is_a_prototxt_error(tmp_path: Path) -> None:
     path = _net(tmp_path, 'layer { name: "bn" type: "BN" bottom: "data" top: "bn" bn_param { eps: 1 bn_mode: LEARN } }\n')
     with pytest.raises(PrototxtError):
         load_net(path)
+
+
+@pytest.mark.parametrize("case, layer, shape", [
+    ("prelu_shared", "prelu", (1,)),                 # stored as a 0-d blob `[]`
+    ("normalize_across_spatial", "norm", (1,)),      # channel_shared: `[]`
+    ("normalize_channelwise", "conv4_3_norm", None),  # (C,)
+    ("bn_enet_inference", "conv/bn", None),          # stored 1xCx1x1 -> (C,)
+])
+def test_stored_blob_shapes_become_canonical(shared_reference: Path, case: str, layer: str,
+                                             shape: tuple[int, ...] | None) -> None:
+    d = shared_reference / case
+    graph = load_net(d / "net.prototxt", d / "weights.caffemodel")
+    node = graph.node(layer)
+    assert node.weights
+    c = graph.shape(node.inputs[0])[1]
+    assert all(w.shape == (shape or (c,)) for w in node.weights), [w.shape for w in node.weights]
