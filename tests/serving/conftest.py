@@ -190,9 +190,12 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """Debian's headless chromium driven by Playwright (skipped where either is missing)."""
+    """Debian's headless chromium driven by Playwright (skipped where either is missing).
+
+    Module scope, not session: Playwright's sync API keeps an asyncio loop running on this
+    thread while the browser is open, which would break later tests calling asyncio.run()."""
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed at /usr/bin/chromium "
                     "(`apt-get install -y chromium`, or `make browser`)")
