@@ -27,6 +27,7 @@ def load_detector(model_dir: str, *, classes: str | None, threshold: float):  # 
     setup, why = detection_setup(model, class_names=names, threshold=threshold)
     if setup is None:
         raise Caffe2TFError(f"this model does not detect objects: {why}", file=model_dir)
+    model.warm_up()  # the first call traces the graph: keep that out of the first photo's model_ms
     return model, setup
 
 
@@ -45,7 +46,7 @@ def result_json(path: Path, result, setup) -> dict:  # noqa: ANN001 - DetectionR
               help="Folder for <name>_boxes.png and <name>_detections.json.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Keep detections scoring at least this.")
-@click.option("--classes", help="Class names, one per line (overrides those recorded by `convert --classes`); "
+@click.option("--classes", metavar="FILE", help="Class names, one per line (overrides those recorded by `convert --classes`); "
                                 "a list without the background class gets it inserted.")
 def detect(model_dir: str, images: tuple[str, ...], out_dir: str, threshold: float, classes: str | None) -> None:
     """Detect objects in photos (JPEG/PNG, any size; folders are expanded) with a converted
