@@ -29,8 +29,13 @@ def test_prepare_then_finetune_and_evaluate_on_manifest(mini_model_dir, tmp_path
     res = _run(["finetune", mini_model_dir, "--manifest", manifest, "-o", tuned, "--steps", "2", "--batch-size", "2",
                 "--lr", "0.001", "--checkpoint-every", "1"])
     assert "0 -> 2 steps" in res.output
+    assert "global batch 2 (2 per replica); learning rate poly: lr = 0.001 * (1 - step / 2) ** 0.9" in res.output
     record = json.loads((tuned / "conversion.json").read_text())
     assert record["finetuned"]["manifest"].endswith("(train)")
+    # MirroredStrategy (one replica on a CPU-only host): the model is loaded inside its scope
+    res = _run(["finetune", mini_model_dir, "--manifest", manifest, "-o", tmp_path / "mirrored", "--steps", "1",
+                "--batch-size", "2", "--strategy", "mirrored"])
+    assert "strategy MirroredStrategy" in res.output and (tmp_path / "mirrored" / "saved_model").is_dir()
 
     res = _run(["evaluate", tuned, "--manifest", manifest, "--classes", "indoor", "--json", tmp_path / "m.json"])
     doc = json.loads((tmp_path / "m.json").read_text())
@@ -42,3 +47,10 @@ def test_prepare_bad_input_is_one_line(tmp_path):
     assert res.exit_code == 2 and "annotations" in res.output and "Traceback" not in res.output
     res = CliRunner().invoke(cli, ["dataset", "prepare", "-o", str(tmp_path / "o")])
     assert res.exit_code == 2 and "SOURCE" in res.output
+
+
+def test_multi_worker_needs_tf_config(mini_model_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    res = CliRunner().invoke(cli, ["finetune", str(mini_model_dir), "--images", str(tmp_path), "--labels",
+                                   str(tmp_path), "-o", str(tmp_path / "o"), "--strategy", "multi-worker"])
+    assert res.exit_code == 2 and "TF_CONFIG" in res.output

@@ -20,6 +20,14 @@
   ``OUT/checkpoints``; ``resume=True`` restores the latest one. The final model is
   saved as ``OUT/model.keras``.
 
+- Distribution (``strategy``, :mod:`caffe2tf.segmentation.distributed`): ``batch_size``
+  is the global batch, split over ``num_replicas_in_sync`` replicas; every replica
+  takes its share of the same global stream (:func:`make_dataset`'s ``pipeline``)
+  and normalises its summed loss by the global count of labelled pixels, so the
+  summed gradients equal one process's on the whole batch. Non-chief workers save
+  their (collective) checkpoints to a scratch folder they delete again; all restore
+  the chief's latest.
+
 Not reproduced from PSPNet's training: random rotation and blur, the auxiliary loss,
 and 10x learning rates for new layers.
 """
@@ -80,6 +88,9 @@ class FinetuneResult:
     final_step: int
     losses: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    step_seconds: list[float] = field(default_factory=list)
+    plan: dict = field(default_factory=dict)  # strategy, replicas, global/per-replica batch, schedule
+    chief: bool = True
 
     @property
     def resumed(self) -> bool:
@@ -106,6 +117,19 @@ def freeze_batchnorm(model: keras.Model) -> int:
             layer.trainable = False
             count += 1
     return count
+
+
+def _masked_ce_sum(labels: tf.Tensor, outputs: tf.Tensor, ignore_index: int,
+                   from_logits: bool) -> tuple[tf.Tensor, tf.Tensor]:
+    """(sum of cross-entropy over non-ignored pixels, their count) - see :func:`masked_cross_entropy`."""
+    labels = tf.cast(labels, tf.int32)
+    if outputs.shape[1:3] != labels.shape[1:3]:
+        outputs = tf.image.resize(outputs, tf.shape(labels)[1:3], method="bilinear")
+    mask = tf.not_equal(labels, ignore_index)
+    safe = tf.where(mask, labels, tf.zeros_like(labels))
+    ce = keras.losses.sparse_categorical_crossentropy(safe, outputs, from_logits=from_logits)
+    maskf = tf.cast(mask, ce.dtype)
+    return tf.reduce_sum(ce * maskf), tf.reduce_sum(maskf)
 
 
 def masked_cross_entropy(labels: tf.Tensor, outputs: tf.Tensor, ignore_index: int,
@@ -145,13 +169,26 @@ def make_dataset(pairs: list[tuple[Path, Path]], crop_size: tuple[int, int], bat
                  *, preprocessing: Preprocessing = PSPNET_PREPROCESSING, ignore_index: int = 255,
                  scale_range: tuple[float, float] = (0.5, 2.0), flip: bool = True,
                  seed: int = 0, skip_batches: int = 0,
-                 label_transform: Callable[[np.ndarray], np.ndarray] | None = None
+                 label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                 global_batch: int | None = None, pipeline: tuple[int, int] = (0, 1)
                  ) -> tf.data.Dataset:
     """Endless ``(image float32 [b, h, w, 3], labels int32 [b, h, w])`` batches.
 
     ``skip_batches`` fast-forwards the stream (cheaply, before any decoding): used on
     resume so the data continues where the interrupted run stopped.
+
+    Distributed input: the stream is cut into global batches of ``global_batch``
+    samples (default ``batch_size``); input pipeline ``pipeline = (i, n)`` keeps
+    positions ``[i * g / n, (i + 1) * g / n)`` of every global batch and batches them
+    by ``batch_size`` (the per-replica batch), so the union over pipelines and
+    replicas is exactly the single-process stream.
     """
+    g = int(global_batch or batch_size)
+    pid, npipes = int(pipeline[0]), int(pipeline[1])
+    if g % npipes or (g // npipes) % batch_size:
+        raise ValueError(f"global batch {g} does not split into {npipes} pipeline(s) of "
+                         f"per-replica batches of {batch_size}")
+    per_pipe = g // npipes
     ch, cw = crop_size
     mean = tf.constant(preprocessing.mean_input_order, tf.float32)
     load = _loader(pairs, label_transform)
@@ -184,7 +221,9 @@ def make_dataset(pairs: list[tuple[Path, Path]], crop_size: tuple[int, int], bat
     indices = tf.data.Dataset.range(len(pairs)).shuffle(
         len(pairs), seed=seed, reshuffle_each_iteration=True).repeat()
     stream = tf.data.Dataset.zip((indices, tf.data.Dataset.range(1 << 62)))
-    stream = stream.skip(skip_batches * batch_size)
+    stream = stream.skip(skip_batches * g)
+    if per_pipe != g:
+        stream = stream.filter(lambda _, k: tf.equal((k % g) // per_pipe, pid))
     return (stream.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             .batch(batch_size, drop_remainder=True).prefetch(2))
 
@@ -203,7 +242,7 @@ def _input_crop(model: keras.Model, crop_size: tuple[int, int] | None) -> tuple[
     return int(h), int(w)
 
 
-def finetune(model: keras.Model, images_dir: str | Path | None, labels_dir: str | Path | None,
+def finetune(model: keras.Model | Callable[[], keras.Model], images_dir: str | Path | None, labels_dir: str | Path | None,
              out_dir: str | Path, steps: int, batch_size: int = 8, lr: float = 0.01,
              num_classes: int | None = None, ignore_index: int = 255, *,
              from_logits: bool = True, crop_size: tuple[int, int] | None = None,
@@ -213,7 +252,9 @@ def finetune(model: keras.Model, images_dir: str | Path | None, labels_dir: str 
              freeze_bn: bool = True, checkpoint_every: int = 100, keep_checkpoints: int = 3,
              resume: bool = True, until_step: int | None = None, seed: int = 0,
              log_every: int = 20, label_transform: Callable[[np.ndarray], np.ndarray] | None = None,
-             pairs: list[tuple[Path, Path]] | None = None) -> FinetuneResult:
+             pairs: list[tuple[Path, Path]] | None = None,
+             strategy: tf.distribute.Strategy | None = None,
+             on_step: Callable[[int, float], None] | None = None) -> FinetuneResult:
     """Fine-tune ``model`` in place for ``steps`` total steps (module doc).
 
     With ``resume`` and a checkpoint in ``OUT/checkpoints`` training continues from
@@ -223,7 +264,16 @@ def finetune(model: keras.Model, images_dir: str | Path | None, labels_dir: str 
     every call (the final model once ``steps`` is reached). ``num_classes``, when
     given, is checked against the model output. ``pairs`` (e.g. a manifest's
     :func:`~caffe2tf.segmentation.dataset.read_manifest`) replaces the two folders.
+    With a ``strategy`` other than the default, pass ``model`` as a function that
+    builds or loads it: it is called inside ``strategy.scope()``. ``on_step(step,
+    loss)`` is called after every step.
     """
+    from caffe2tf.segmentation.distributed import checkpoint_dir_for, describe_strategy, is_chief
+
+    strategy = strategy or tf.distribute.get_strategy()
+    default_strategy = strategy is tf.distribute.get_strategy() and not tf.distribute.in_cross_replica_context()
+    replicas = int(strategy.num_replicas_in_sync)
+    chief = is_chief(strategy)
     if pairs is None and (images_dir is None or labels_dir is None):
         raise ValueError("give images_dir and labels_dir, or pairs")
     out = Path(out_dir)
@@ -233,50 +283,85 @@ def finetune(model: keras.Model, images_dir: str | Path | None, labels_dir: str 
                         ("checkpoint_every", checkpoint_every), ("log_every", log_every)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, received {value}")
-    crop = _input_crop(model, crop_size)
-    if num_classes is not None and model.output_shape[-1] not in (None, num_classes):
-        raise ValueError(f"model outputs {model.output_shape[-1]} classes, "
-                         f"num_classes={num_classes}")
-    if freeze_bn:
-        log.info("froze %d BatchNormalization layers", freeze_batchnorm(model))
-
-    optimizer = keras.optimizers.SGD(learning_rate=PolyLR(lr, steps, power), momentum=momentum)
-    variables = model.trainable_variables
-    optimizer.build(variables)
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=keep_checkpoints)
-    if resume and manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("resumed from %s", manager.latest_checkpoint)
+    if batch_size % replicas:
+        raise ValueError(f"the global batch {batch_size} does not split over {replicas} replicas")
+    per_replica = batch_size // replicas
+    with strategy.scope():
+        if not isinstance(model, keras.Model):
+            model = model()
+        crop = _input_crop(model, crop_size)
+        if num_classes is not None and model.output_shape[-1] not in (None, num_classes):
+            raise ValueError(f"model outputs {model.output_shape[-1]} classes, "
+                             f"num_classes={num_classes}")
+        if freeze_bn:
+            log.info("froze %d BatchNormalization layers", freeze_batchnorm(model))
+        optimizer = keras.optimizers.SGD(learning_rate=PolyLR(lr, steps, power), momentum=momentum)
+        variables = model.trainable_variables
+        optimizer.build(variables)
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    write_dir = checkpoint_dir_for(strategy, ckpt_dir)
+    manager = tf.train.CheckpointManager(checkpoint, str(ckpt_dir), max_to_keep=keep_checkpoints) if chief else None
+    latest = tf.train.latest_checkpoint(str(ckpt_dir)) if resume else None
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("resumed from %s", latest)
     start = int(optimizer.iterations.numpy())
+    plan = {**describe_strategy(strategy), "global_batch": batch_size, "per_replica_batch": per_replica,
+            "schedule": f"poly: lr = {lr:g} * (1 - step / {steps}) ** {power:g}, SGD momentum {momentum:g}",
+            "base_lr": lr, "steps": steps}
+    log.info("%s", plan)
+
+    def save(step: int) -> None:
+        if chief:
+            manager.save(checkpoint_number=step)
+        else:  # the saving ops are collective: write too, into a scratch folder, and drop it
+            checkpoint.write(str(write_dir / f"ckpt-{step}"))
+            tf.io.gfile.rmtree(str(write_dir))
     stop = steps if until_step is None else min(int(until_step), steps)
 
     kernels = [v for v in variables if "kernel" in v.path or "kernel" in v.name]
 
-    @tf.function
-    def train_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+    def replica_step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+        ctx = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            loss = masked_cross_entropy(y, model(x, training=True), ignore_index, from_logits)
+            ce_sum, count = _masked_ce_sum(y, model(x, training=True), ignore_index, from_logits)
+            total_count = ctx.all_reduce(tf.distribute.ReduceOp.SUM, tf.stop_gradient(count))
+            loss = ce_sum / tf.maximum(total_count, 1.0)  # this replica's share of the global mean
             total = loss
             if weight_decay:
-                total += 0.5 * weight_decay * tf.add_n([tf.reduce_sum(tf.square(k))
-                                                        for k in kernels])
+                total += 0.5 * weight_decay / replicas * tf.add_n([tf.reduce_sum(tf.square(k))
+                                                                   for k in kernels])
         grads = tape.gradient(total, variables)
-        optimizer.apply_gradients(zip(grads, variables, strict=True))
+        optimizer.apply_gradients(zip(grads, variables, strict=True))  # summed over replicas
         return loss
 
+    @tf.function
+    def train_step(x, y) -> tf.Tensor:  # noqa: ANN001 - per-replica values
+        per_replica_loss = strategy.run(replica_step, args=(x, y))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica_loss, axis=None)
+
     losses: list[float] = []
+    step_seconds: list[float] = []
     began = time.perf_counter()
     if start < stop:
         if pairs is None:
             pairs = list_pairs(images_dir, labels_dir)
-        data = make_dataset(pairs, crop, batch_size, preprocessing=preprocessing,
-                            ignore_index=ignore_index, scale_range=scale_range, flip=flip,
-                            seed=seed, skip_batches=start, label_transform=label_transform)
-        log.info("fine-tuning %d pairs, steps %d..%d of %d, batch %d, crop %s", len(pairs),
-                 start, stop, steps, batch_size, crop)
-        for x, y in data.take(stop - start):
+        options = dict(preprocessing=preprocessing, ignore_index=ignore_index, scale_range=scale_range,
+                       flip=flip, seed=seed, skip_batches=start, label_transform=label_transform)
+        if default_strategy:
+            data = iter(make_dataset(pairs, crop, batch_size, **options))
+        else:
+            data = iter(strategy.distribute_datasets_from_function(
+                lambda ic: make_dataset(pairs, crop, ic.get_per_replica_batch_size(batch_size),
+                                        global_batch=batch_size,
+                                        pipeline=(ic.input_pipeline_id, ic.num_input_pipelines), **options)))
+        log.info("fine-tuning %d pairs, steps %d..%d of %d, global batch %d (%d replica(s)), crop %s",
+                 len(pairs), start, stop, steps, batch_size, replicas, crop)
+        for _ in range(stop - start):
+            t = time.perf_counter()
+            x, y = next(data)
             losses.append(float(train_step(x, y)))
+            step_seconds.append(time.perf_counter() - t)
             step = int(optimizer.iterations.numpy())
             if not np.isfinite(losses[-1]):
                 raise FinetuneDivergedError(
@@ -287,11 +372,15 @@ def finetune(model: keras.Model, images_dir: str | Path | None, labels_dir: str 
                 log.info("step %d/%d loss %.4f lr %.5f", step, steps, losses[-1],
                          float(optimizer.learning_rate))
             if step % checkpoint_every == 0 or step == stop:
-                manager.save(checkpoint_number=step)
+                save(step)
+            if on_step is not None:
+                on_step(step, losses[-1])
     else:
         log.info("checkpoint already at step %d >= %d: nothing to train", start, stop)
     model_path = out / "model.keras"
-    model.save(model_path)
+    if chief:
+        model.save(model_path)
     return FinetuneResult(model=model, model_path=model_path, checkpoint_dir=ckpt_dir,
                           start_step=start, final_step=int(optimizer.iterations.numpy()),
-                          losses=losses, seconds=time.perf_counter() - began)
+                          losses=losses, seconds=time.perf_counter() - began, step_seconds=step_seconds,
+                          plan=plan, chief=chief)
