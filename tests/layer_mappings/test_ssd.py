@@ -345,7 +345,8 @@ def test_nhwc_inputs_are_read_in_caffe_order():
     np.testing.assert_allclose(rows[0, :, 3:, 0], boxes[::-1], atol=1e-7)
 
 
-@pytest.mark.parametrize("kwargs", [dict(code_type="x"), dict(eta=0), dict(eta=1.5), dict(nms_threshold=-1)])
+@pytest.mark.parametrize("kwargs", [dict(code_type="x"), dict(eta=0), dict(eta=1.5), dict(nms_threshold=-1),
+                                    dict(share_location=True, background_label_id=-1)])
 def test_detection_output_rejects_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         CaffeDetectionOutput(2, 4, **kwargs)

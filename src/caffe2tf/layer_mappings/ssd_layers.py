@@ -148,6 +148,10 @@ class CaffeDetectionOutput(keras.layers.Layer):
             raise ValueError(f"eta must be in (0, 1], received eta={eta}")
         if nms_threshold < 0:
             raise ValueError(f"nms_threshold must be >= 0, received nms_threshold={nms_threshold}")
+        if share_location and background_label_id == -1:
+            # DecodeBBoxesAll skips the shared location label -1 as "background"; Caffe then aborts
+            raise ValueError("share_location with background_label_id -1 has no decoded boxes in Caffe "
+                             "(its Forward aborts)")
         self.num_classes, self.num_priors = int(num_classes), int(num_priors)
         self.share_location, self.background_label_id = bool(share_location), int(background_label_id)
         self.nms_threshold, self.top_k, self.eta = float(nms_threshold), int(top_k), float(eta)
