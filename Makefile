@@ -6,7 +6,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 DEMO   ?= out/demo
 
-.PHONY: demo test test-fast install browser bench clean
+.PHONY: demo test test-fast fuzz install browser bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,18 @@ test: $(VENV)/.installed browser
 
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -ra -m "not slow and not browser"
+
+# The long fuzz hunt (>= 100,000 examples in all; CI runs the same fuzzers with small budgets):
+# reader mutations (caffemodel/prototxt bytes), generated nets through reader/passes/executor,
+# generated nets Keras vs executor, the service's request parsing. FUZZ_SCALE scales every
+# budget (0.1 for a quick look). Hypothesis statistics at the end give each fuzzer's count.
+FUZZ_SCALE ?= 1
+fuzz: $(VENV)/.installed
+	CAFFE2TF_FUZZ=long CAFFE2TF_FUZZ_SCALE=$(FUZZ_SCALE) \
+	CAFFE2TF_FUZZ_EXAMPLES=$$(python3 -c "print(int(25000 * $(FUZZ_SCALE)))") \
+	$(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
+	  tests/fuzz tests/converter/test_bad_input.py::test_mutated_caffemodels_raise_only_caffe2tf_errors \
+	  tests/converter/test_bad_input.py::test_mutated_prototxts_raise_only_caffe2tf_errors
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[app,dev,bench]'

@@ -4,6 +4,7 @@ from __future__ import annotations
 import keras
 
 from caffe2tf.layer_mappings import layout
+from caffe2tf.layer_mappings.custom_layers import CaffeElementwise
 from caffe2tf.layer_mappings.registry import translator
 
 
@@ -27,7 +28,12 @@ def input_layer(node, inputs, ctx):
 
 @translator("Dropout")
 def dropout(node, inputs, ctx):
-    """Identity: Caffe's TEST-phase Dropout (inverted dropout) passes its input through."""
+    """Identity: Caffe's TEST-phase Dropout (inverted dropout) passes its input through;
+    with the forks' ``scale_train: false`` it scales by ``1 - dropout_ratio``."""
+    p = node.param.dropout_param
+    if p.HasField("scale_train") and not p.scale_train:
+        keep = {"power": 1.0, "scale": 1.0 - float(p.dropout_ratio), "shift": 0.0}
+        return [CaffeElementwise("power", keep, name=ctx.layer_name(node))(inputs[0])]
     return [keras.layers.Identity(name=ctx.layer_name(node))(inputs[0])]
 
 

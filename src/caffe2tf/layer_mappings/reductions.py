@@ -40,5 +40,7 @@ def reduction(node, inputs, ctx):
     axes = sorted(layout.to_keras_axis(a, rank) for a in range(axis, rank))
     kept = [layout.to_keras_axis(a, rank) for a in range(axis)]  # in Caffe order
     out_perm = [sorted(kept).index(k) for k in kept]
+    if len(out_perm) == 4:  # a 4-D result (of a 5-D+ bottom) is NHWC in Keras
+        out_perm = [out_perm[i] for i in layout.caffe_to_keras_perm(4)]
     out_perm = None if out_perm == sorted(out_perm) else out_perm
     return [CaffeReduction(_OPS[p.operation], axes, p.coeff, out_perm, name=ctx.layer_name(node))(inputs[0])]

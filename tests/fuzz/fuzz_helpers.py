@@ -1,0 +1,38 @@
+"""Shared by the fuzzers: example budgets, hang guard, and the one-line-error check."""
+from __future__ import annotations
+
+import os
+import signal
+from contextlib import contextmanager
+from typing import Iterator
+
+from hypothesis import HealthCheck, settings
+
+LONG = os.environ.get("CAFFE2TF_FUZZ", "") == "long"
+SCALE = float(os.environ.get("CAFFE2TF_FUZZ_SCALE", "1"))
+
+
+def budget(ci: int, long: int) -> int:
+    """Examples for one fuzzer: ``ci`` in the normal suite, ``long * SCALE`` under make fuzz."""
+    return max(1, int(long * SCALE)) if LONG else ci
+
+
+def fuzz_settings(ci: int, long: int, **kw: object) -> settings:
+    return settings(max_examples=budget(ci, long), deadline=None, database=None, print_blob=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much], **kw)
+
+
+@contextmanager
+def time_limit(seconds: int, what: str) -> Iterator[None]:
+    """A hang is a failure, not a stuck job (SIGALRM; main thread only)."""
+    def fail(signum: int, frame: object) -> None:
+        raise TimeoutError(f"{what} hung (over {seconds} s)")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
