@@ -141,3 +141,16 @@ def test_two_workers_match_single_process_and_resume_after_a_kill(single, data, 
     assert (out / "model.keras").is_file() and not (out / "checkpoints" / ".worker-1").exists()
     print(f"per step (median, after the first): single {np.median(single['step_seconds'][1:]) * 1e3:.1f} ms, "
           f"two workers {np.median(chief['step_seconds'][1:]) * 1e3:.1f} ms")
+
+
+def test_device_report_and_exact_float32():
+    import tensorflow as tf
+
+    from caffe2tf.devices import device_summary, exact_float32
+
+    line = device_summary()
+    gpus = tf.config.list_physical_devices("GPU")
+    assert line.startswith("device: ") and (("GPU:0" in line) if gpus else ("CPU" in line))
+    assert exact_float32() == bool(gpus)
+    if gpus:  # on a GPU, verification must not run in TF32
+        assert not tf.config.experimental.tensor_float_32_execution_enabled()

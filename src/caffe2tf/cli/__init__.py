@@ -65,7 +65,8 @@ class LazyGroup(click.Group):
 @click.version_option(__version__, prog_name="caffe2tf")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors.")
-def cli(verbose: int, quiet: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """Convert Caffe models to TensorFlow/Keras that compute the same numbers,
     show layer by layer where a conversion differs, and put the result to use.
 
@@ -80,6 +81,10 @@ def cli(verbose: int, quiet: bool) -> None:
     if verbose >= 2 and not _USER_TF_LOG_LEVEL:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    if verbose and not quiet and ctx.invoked_subcommand not in (None, "inspect", "dump-reference", "dataset"):
+        from caffe2tf.devices import device_summary  # imports TensorFlow, which the command needs anyway
+
+        logging.getLogger("caffe2tf").info("%s", device_summary())
 
 
 def main(argv: list[str] | None = None) -> None:

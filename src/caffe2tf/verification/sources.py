@@ -192,8 +192,10 @@ def model_activations(model_or_build: Any, graph: Graph, inputs: Mapping[str, np
             ``outputs="all"`` it exposes every Caffe layer output.
         graph: the graph the model was built from (value ids, input order).
     """
+    from caffe2tf.devices import exact_float32
     from caffe2tf.layer_mappings.layout import keras_to_nchw, nchw_to_keras
 
+    exact_float32()  # diff and convert --verify both come here: no TF32 on a GPU
     build = model_or_build if hasattr(model_or_build, "model") else None
     model = build.model if build is not None else model_or_build
     layout = getattr(build, "input_layout", "nhwc") if build is not None else "nhwc"
