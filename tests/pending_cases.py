@@ -29,23 +29,6 @@ PENDING: dict[str, dict[str, str]] = {
     "keras": {
     },
     "diff": {
-        "bn_enet_inference": _ENET,
-        "bn_enet_learn_mode": _ENET,
-        "detectionoutput_basic": _SSD,
-        "detectionoutput_batch_mixed": _SSD,
-        "detectionoutput_multiclass": _SSD,
-        "detectionoutput_none": _SSD,
-        "enet_mini": _ENET,
-        "normalize_across_spatial": _SSD,
-        "normalize_channelwise": _SSD,
-        "pool_max_mask": _MASK,
-        "priorbox_ssd300": _SSD,
-        "priorbox_variants": _SSD,
-        "res10_ssd_face": _SSD,
-        "ssd_head_permute_flatten": "Permute not in the reference executor yet (issue 14)",
-        "tile": "Tile not supported yet (issue 14)",
-        "upsample_mask": _ENET,
-        "upsample_nearest": "YOLO Upsample not supported yet (issue 14)",
     },
 }
 
