@@ -69,6 +69,7 @@ def test_tolerance_for() -> None:
     assert tolerance_for("/x/y/pspnet50_ade20k_473", 3) == 2e-4
     assert tolerance_for("anything", 50) == 2e-4
     assert tolerance_for("anything", 49) == 1e-5
+    assert tolerance_for("/x/res10_ssd_face", 80) == 1e-5  # named by the README: real weights
 
 
 def test_label_map_check() -> None:

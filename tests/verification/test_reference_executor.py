@@ -26,8 +26,6 @@ from pending_cases import marks as pending_marks
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"
 WHOLE_NETWORK_PREFIXES = ("pspnet",)
-# README: "res10_ssd_face ... tolerance 1e-5 per layer (real Caffe against itself: worst 5.8e-7)"
-PER_CASE_TOLERANCE = {"res10_ssd_face": 1e-5}
 
 
 def _case_params() -> list[object]:
@@ -51,7 +49,7 @@ def test_reference_executor_matches_caffe(case_dir: Path,
                                           case_caffemodel: Callable[[str | Path], Path]) -> None:
     ref = read_reference(case_dir / "reference.h5")
     graph = load_net(case_dir / "net.prototxt", case_caffemodel(case_dir))
-    tol = PER_CASE_TOLERANCE.get(case_dir.name) or tolerance_for(
+    tol = tolerance_for(
         case_dir, int(ref.attrs.get("num_layers", len(ref.layers))))
     recorded: dict[str, RecordedLayer] = {rec.name: rec for rec in ref.layers}
     missing = [name for name in recorded if not any(n.name == name for n in graph.nodes)]

@@ -24,6 +24,10 @@ __all__ = ["Comparison", "compare_output", "tolerance_for", "label_map_check",
 ONE_SEMANTIC_TOL = 1e-5
 WHOLE_NETWORK_TOL = 2e-4
 WHOLE_NETWORK_MIN_LAYERS = 50
+#: Cases whose tolerance the reference README states by name, overriding the size rule:
+#: res10_ssd_face is a whole network of real trained weights, held to 1e-5 per layer
+#: (real Caffe against itself: worst 5.8e-7).
+NAMED_CASE_TOL = {"res10_ssd_face": ONE_SEMANTIC_TOL}
 LABEL_MAP_MIN_AGREEMENT = 0.9999
 
 
@@ -102,9 +106,12 @@ def tolerance_for(case_dir_or_name: str | Path, num_layers: int) -> float:
     """The README's per-output tolerance for a case.
 
     2e-4 for whole networks (case name starting with ``pspnet`` or 50+ layers),
-    1e-5 for every one-semantic case.
+    1e-5 for every one-semantic case, and what the README names for a case
+    (:data:`NAMED_CASE_TOL`).
     """
     name = Path(str(case_dir_or_name)).name
+    if name in NAMED_CASE_TOL:
+        return NAMED_CASE_TOL[name]
     if name.startswith("pspnet") or num_layers >= WHOLE_NETWORK_MIN_LAYERS:
         return WHOLE_NETWORK_TOL
     return ONE_SEMANTIC_TOL
