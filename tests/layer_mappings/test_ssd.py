@@ -350,3 +350,32 @@ def test_nhwc_inputs_are_read_in_caffe_order():
 def test_detection_output_rejects_bad_parameters(kwargs):
     with pytest.raises(ValueError):
         CaffeDetectionOutput(2, 4, **kwargs)
+
+
+def test_save_output_and_visualize_are_ignored_with_a_warning(tmp_path, caplog):
+    """weiliu89's generated deploy prototxts carry save_output_param (result files) and
+    visualize; in Caffe neither changes the top, so the conversion warns and goes on."""
+    from pathlib import Path
+
+    from caffe2tf.converter.reader import load_net
+    from caffe2tf.layer_mappings import layout
+    from caffe2tf.verification.reference_file import read_reference
+
+    case = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference" / "detectionoutput_basic"
+    text = (case / "net.prototxt").read_text().replace(
+        "confidence_threshold: 0.01 }",
+        'confidence_threshold: 0.01 visualize: true save_output_param { output_directory: "/nonexistent/out" '
+        'output_name_prefix: "comp4_det_test_" output_format: "VOC" } }')
+    assert "save_output_param" in text
+    net = tmp_path / "deploy.prototxt"
+    net.write_text(text)
+    graph = load_net(net, case / "weights.caffemodel")
+    with caplog.at_level("WARNING"):
+        model = build_keras_model(graph).model
+    assert any("save_output_param" in r.getMessage() for r in caplog.records)
+    ref = read_reference(case / "reference.h5")
+    feeds = [layout.nchw_to_keras(ref.inputs[graph.values[v].blob]) for v in graph.inputs]
+    got = np.asarray(model(feeds))
+    want = ref.layers[-1].outputs[0].array  # [1, 1, rows, 7]
+    np.testing.assert_allclose(got.reshape(want.shape), want, atol=1e-5)  # README: rows within 1e-5
+    assert not Path("/nonexistent/out").exists()

@@ -5,6 +5,8 @@ and activation layers (``shape_ops.py``, ``activations.py``).
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from caffe2tf.caffe_proto import caffe_pb2
@@ -14,6 +16,8 @@ from caffe2tf.layer_mappings.context import weights_of
 from caffe2tf.layer_mappings.prior_box import PriorBoxSpec, prior_boxes
 from caffe2tf.layer_mappings.registry import translator
 from caffe2tf.layer_mappings.ssd_layers import NO_THRESHOLD, CaffeConstant, CaffeDetectionOutput, CaffeNormalize
+
+log = logging.getLogger(__name__)
 
 CODE_TYPE_NAMES = {caffe_pb2.PriorBoxParameter.CORNER: "corner",
                    caffe_pb2.PriorBoxParameter.CENTER_SIZE: "center_size",
@@ -71,8 +75,10 @@ def detection_output(node, inputs, ctx):
     p = node.param.detection_output_param
     loc_shape, conf_shape, prior_shape = ctx.in_shapes(node)
     if p.save_output_param.output_directory or p.visualize:
-        raise ConversionError("DetectionOutput's save_output_param / visualize write files or windows; "
-                              "remove them from the deploy prototxt", layer=node.name, line=node.line)
+        # weiliu89's generated deploy prototxts carry them; in Caffe they only write result
+        # files or open a window beside the top, which they leave unchanged.
+        log.warning("layer '%s': DetectionOutput's save_output_param/visualize (files and windows "
+                    "in Caffe) ignored; the detections are unchanged", node.name)
     if p.code_type not in CODE_TYPE_NAMES:
         raise ConversionError(f"unknown DetectionOutput code_type {p.code_type}", layer=node.name, line=node.line)
     num_priors = prior_shape[2] // 4
