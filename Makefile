@@ -41,8 +41,8 @@ fuzz: $(VENV)/.installed
 	CAFFE2TF_FUZZ=long CAFFE2TF_FUZZ_SCALE=$(FUZZ_SCALE) \
 	CAFFE2TF_FUZZ_EXAMPLES=$$(python3 -c "print(int(25000 * $(FUZZ_SCALE)))") \
 	$(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
-	  tests/fuzz tests/converter/test_bad_input.py::test_mutated_caffemodels_raise_only_caffe2tf_errors \
-	  tests/converter/test_bad_input.py::test_mutated_prototxts_raise_only_caffe2tf_errors
+	  tests/fuzz tests/frontend/test_bad_input.py::test_mutated_caffemodels_raise_only_caffe2tf_errors \
+	  tests/frontend/test_bad_input.py::test_mutated_prototxts_raise_only_caffe2tf_errors
 
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[app,dev,bench]'

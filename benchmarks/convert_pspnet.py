@@ -11,7 +11,7 @@ TensorFlow's intra-op pool at ``--threads`` and inter-op at 1 (OpenCV:
 ``cv2.setNumThreads``), so peak RSS, thread pools and imports belong to that
 measurement alone:
 
-1. ``convert``   — ``caffe2tf.converter.convert.convert()`` (read, fold, build, save
+1. ``convert``   — ``caffe2tf.pipeline.convert()`` (read, fold, build, save
    model.keras + SavedModel) after the imports; per-stage wall time
    (``result.timings``) and peak RSS (``getrusage`` high-water mark, and sampled
    per stage), minus the RSS after imports.
@@ -81,8 +81,10 @@ def _import_stack(threads: int):
     _quiet_tf()
     import keras  # noqa: F401
 
-    from caffe2tf.converter import build, convert, passes, reader  # noqa: F401
-    from caffe2tf.layer_mappings import registry
+    from caffe2tf import passes, pipeline  # noqa: F401
+    from caffe2tf.backend import build  # noqa: F401
+    from caffe2tf.frontend import reader  # noqa: F401
+    from caffe2tf.backend import registry
 
     registry.load_builtins()
     return tf
@@ -94,11 +96,11 @@ def task_convert(p: dict) -> dict:
     import_s = time.perf_counter() - t0
     import gc
 
-    from caffe2tf.converter.convert import convert
+    from caffe2tf.pipeline import convert
 
     import keras
 
-    import caffe2tf.converter.convert as convert_mod
+    import caffe2tf.pipeline as convert_mod
 
     # Split the "save" stage into its two writers (timing wrappers only; behaviour unchanged).
     sub: dict[str, float] = {}
@@ -146,11 +148,11 @@ def task_convert(p: dict) -> dict:
 
 def task_baseline(p: dict) -> dict:
     _import_stack(p["threads"])
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.converter.convert import _export_saved_model
-    from caffe2tf.converter.passes import run_passes
-    from caffe2tf.converter.reader import load_net
-    from caffe2tf.converter.weights import read_caffemodel
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.pipeline import _export_saved_model
+    from caffe2tf.passes import run_passes
+    from caffe2tf.frontend.reader import load_net
+    from caffe2tf.frontend.weights import read_caffemodel
 
     t: dict[str, float] = {}
     cpu: dict[str, float] = {}
@@ -221,7 +223,7 @@ def _profile_layers(model, x, build, graph, reps: int = 2) -> dict:
     """Eager per-Keras-layer wall time (min over ``reps``), grouped by Caffe layer."""
     from collections import defaultdict
 
-    from caffe2tf.converter.summary import node_macs
+    from caffe2tf.frontend.summary import node_macs
 
     best: dict[str, float] = {}
     best_cpu: dict[str, float] = {}
@@ -288,10 +290,10 @@ def task_infer(p: dict) -> dict:
     tf = _import_stack(threads)
     import numpy as np
 
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.converter.passes import run_passes
-    from caffe2tf.converter.reader import load_net
-    from caffe2tf.converter.summary import total_macs
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.passes import run_passes
+    from caffe2tf.frontend.reader import load_net
+    from caffe2tf.frontend.summary import total_macs
 
     out: dict = {"tf_version": tf.__version__, "onednn_env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")}
     shapes = [tuple(s) for s in p["matmul_shapes"]]
@@ -454,7 +456,7 @@ def _explore(tf, p: dict) -> dict:
         res["conv5_4 3x3 4096->512: Winograd F(2x2,3x3) under XLA"]["error"] = str(exc)
     del xw, U, wt
     # Final Interp 60x60x150 -> 473x473: gather formulation vs tf.image.resize (align_corners not in TF2).
-    from caffe2tf.layer_mappings.custom_layers import CaffeInterp
+    from caffe2tf.backend.custom_layers import CaffeInterp
 
     xi = tf.constant(rng.normal(size=(1, 60, 60, 150)).astype(np.float32))
     layer = CaffeInterp((473, 473))
@@ -532,9 +534,9 @@ def task_opencv(p: dict) -> dict:
         return {"skipped": f"cv2 not importable ({exc}); pip install 'opencv-python-headless<5'"}
     threads = p["threads"]
     cv2.setNumThreads(threads)
-    from caffe2tf.converter.passes import run_passes
-    from caffe2tf.converter.prototxt_writer import write_net
-    from caffe2tf.converter.reader import load_net
+    from caffe2tf.passes import run_passes
+    from caffe2tf.frontend.prototxt_writer import write_net
+    from caffe2tf.frontend.reader import load_net
 
     out: dict = {"cv2_version": cv2.__version__, "cv2_threads": cv2.getNumThreads()}
     t0 = time.perf_counter()

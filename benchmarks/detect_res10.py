@@ -6,7 +6,7 @@ SavedModel against OpenCV dnn, its home runtime, on the same input with the same
 
 One process, one run:
 
-1. converts ``../shared/caffe_reference/res10_ssd_face`` with ``caffe2tf.converter.convert``
+1. converts ``../shared/caffe_reference/res10_ssd_face`` with ``caffe2tf.pipeline``
    (into a temporary directory; timed);
 2. sets TensorFlow's intra-op pool to ``--threads`` and inter-op to 1, and
    ``cv2.setNumThreads(--threads)``;
@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
                  "cv2_threads": cv2.getNumThreads(), "tf_version": tf.__version__,
                  "tf_intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
                  "tf_inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
-    from caffe2tf.converter.convert import Preprocessing, convert
+    from caffe2tf.pipeline import Preprocessing, convert
 
     x_nchw, caffe_rows = reference()
     x_nhwc = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
@@ -134,8 +134,8 @@ def main(argv: list[str]) -> int:
         # the body: the Keras model up to DetectionOutput's three inputs (where our time goes)
         import keras
 
-        import caffe2tf.layer_mappings.custom_layers  # noqa: F401
-        from caffe2tf.converter.model_dir import read_record
+        import caffe2tf.backend.custom_layers  # noqa: F401
+        from caffe2tf.model_dir.converted import read_record
 
         model = keras.models.load_model(out_dir / "model.keras", compile=False)
         record = read_record(out_dir)

@@ -5,7 +5,7 @@ Builds a VGG-16-shaped caffemodel (conv1_1 ... conv5_3, fc6 25088x4096, fc7, fc8
 138 M random float32 weights, ~553 MB) with caffe2tf's own writer in a temporary
 directory, then measures, each in a fresh subprocess so that peak RSS is clean:
 
-  ours   caffe2tf.converter.weights.read_caffemodel (weights-only wire-format view)
+  ours   caffe2tf.frontend.weights.read_caffemodel (weights-only wire-format view)
   naive  the generated stubs: NetParameter().ParseFromString(file bytes), then
          np.array(blob.data, dtype=np.float32) for every blob
 
@@ -52,7 +52,7 @@ import json, resource, sys, time
 import numpy as np
 import psutil
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.converter.weights import read_caffemodel
+from caffe2tf.frontend.weights import read_caffemodel
 
 mode, path = sys.argv[1], sys.argv[2]
 baseline = psutil.Process().memory_info().rss
@@ -86,7 +86,7 @@ def layers(scale: float, seed: int = 0) -> Iterator[tuple[str, str, list[np.ndar
 
 
 def build(path: Path, scale: float) -> int:
-    from caffe2tf.converter.caffemodel_writer import write_caffemodel
+    from caffe2tf.frontend.caffemodel_writer import write_caffemodel
 
     return write_caffemodel(path, layers(scale), name="VGG_ILSVRC_16_layers")
 
@@ -122,7 +122,7 @@ def main() -> int:
         t0 = time.perf_counter()
         size = build(model, args.scale)
         print(f"built {model.name}: {size / 1e6:.1f} MB in {time.perf_counter() - t0:.1f} s "
-              f"(caffe2tf.converter.caffemodel_writer)")
+              f"(caffe2tf.frontend.caffemodel_writer)")
         naive_model, naive_size = model, size
         if args.naive_scale is not None and args.naive_scale != args.scale:
             naive_model = where / "vgg16-naive.caffemodel"

@@ -53,7 +53,7 @@ LEVELS = (1, 4, 16)
 
 # ----------------------------------------------------------------------------- models
 def convert_models(work: Path) -> dict[str, Path]:
-    from caffe2tf.converter.convert import Preprocessing, convert
+    from caffe2tf.pipeline import Preprocessing, convert
 
     pre = Preprocessing(mean=MEAN_BGR, scale=1.0, bgr=True)
     small = work / "mini_pspnet_113"

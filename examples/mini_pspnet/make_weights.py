@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from caffe2tf.converter import shapes
-from caffe2tf.converter.caffemodel_writer import write_caffemodel
-from caffe2tf.converter.reader import load_net
+from caffe2tf.frontend import shapes
+from caffe2tf.frontend.caffemodel_writer import write_caffemodel
+from caffe2tf.frontend.reader import load_net
 from caffe2tf.segmentation.preprocess import PSPNET_PREPROCESSING
 from caffe2tf.segmentation.synthetic import synthetic_room, write_dataset
 from caffe2tf.verification.reference.executor import run_graph
@@ -68,8 +68,8 @@ def calibrate_bn(graph, weights, images: np.ndarray) -> None:
 
 def train(graph, weights, steps: int, work: Path) -> None:
     """Fine-tune the converted (unfolded) model; copy trained conv weights back."""
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.layer_mappings.layout import conv_kernel_hwio_to_oihw
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.backend.layout import conv_kernel_hwio_to_oihw
     from caffe2tf.segmentation.finetune import finetune
 
     build = build_keras_model(with_weights(graph, weights), outputs="graph")

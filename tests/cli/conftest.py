@@ -11,7 +11,7 @@ EXAMPLE = ROOT / "examples" / "mini_pspnet"
 @pytest.fixture(scope="session")
 def mini_model_dir(tmp_path_factory) -> Path:
     """The bundled example converted once (folded, NHWC, with SavedModel)."""
-    from caffe2tf.converter.convert import Preprocessing, convert
+    from caffe2tf.pipeline import Preprocessing, convert
 
     out = tmp_path_factory.mktemp("mini") / "model"
     convert(EXAMPLE / "deploy.prototxt", EXAMPLE / "weights.caffemodel", out,

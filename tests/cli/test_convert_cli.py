@@ -32,7 +32,7 @@ def test_conversion_dir_contents(mini_model_dir):
 def test_saved_model_and_keras_agree(mini_model_dir):
     import tensorflow as tf
 
-    from caffe2tf.converter.model_dir import ConvertedModel
+    from caffe2tf.model_dir.converted import ConvertedModel
 
     m = ConvertedModel.load(mini_model_dir)
     x = np.random.default_rng(0).normal(scale=30, size=(1, 113, 113, 3)).astype(np.float32)
@@ -81,8 +81,8 @@ def test_verify_ok_and_report_written(tmp_path):
 
 
 def test_nchw_input_layout(tmp_path):
-    from caffe2tf.converter.convert import convert
-    from caffe2tf.converter.model_dir import ConvertedModel
+    from caffe2tf.pipeline import convert
+    from caffe2tf.model_dir.converted import ConvertedModel
     from caffe2tf.verification.reference_file import read_reference
 
     case = REF / "inner_product_after_conv"
@@ -113,7 +113,7 @@ def test_default_output_beside_the_prototxt_named_after_the_net(tmp_path):
 
 
 def test_default_output_name_is_sanitised(tmp_path):
-    from caffe2tf.converter.convert import default_output_dir
+    from caffe2tf.pipeline import default_output_dir
 
     assert default_output_dir(tmp_path / "a.prototxt", "VGG/16 layers") == tmp_path / "VGG_16_layers_tf"
     assert default_output_dir(tmp_path / "a.prototxt", "") == tmp_path / "a_tf"

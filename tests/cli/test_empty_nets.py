@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from caffe2tf.cli import cli
-from caffe2tf.converter.caffemodel_writer import write_caffemodel
+from caffe2tf.frontend.caffemodel_writer import write_caffemodel
 from empty_nets import EMPTY_NETS
 
 COMMANDS = {

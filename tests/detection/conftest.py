@@ -18,7 +18,7 @@ def fake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def fake_served(fake_dir: Path):
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     return ServedModel.load(fake_dir)
 

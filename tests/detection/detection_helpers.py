@@ -93,7 +93,7 @@ def converted_res10(base: Path) -> Path:
     out = base / "res10_ssd_face_model"
     if (out / "conversion.json").is_file():
         return out
-    from caffe2tf.converter.convert import Preprocessing, convert
+    from caffe2tf.pipeline import Preprocessing, convert
 
     convert(RES10 / "net.prototxt", RES10 / "weights.caffemodel", out, force=True,
             preprocessing=Preprocessing(mean=IMAGENET_MEAN_BGR, scale=1.0, bgr=True),

@@ -44,7 +44,7 @@ def test_detect_draws_the_astronauts_face(res10_dir, tmp_path, artifacts_dir):
 def test_rows_equal_caffes_on_the_recorded_input(res10_dir):
     """The setup's run on the exact recorded input gives Caffe's rows (DetectionOutput 1e-5)."""
     from caffe2tf.detection.setup import detection_setup
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     x, caffe_rows = res10_reference()
     setup, why = detection_setup(ServedModel.load(res10_dir))

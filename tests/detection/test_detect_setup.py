@@ -42,7 +42,7 @@ def test_detect_maps_rows_onto_the_photo(fake_served):
 
 
 def test_names_without_background_get_it_inserted(tmp_path):
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     d = fake_detector(tmp_path / "m", class_names=["cat", "dog"])
     setup, _ = detection_setup(ServedModel.load(d))
@@ -52,7 +52,7 @@ def test_names_without_background_get_it_inserted(tmp_path):
 
 
 def test_unnamed_classes_and_no_mean(tmp_path):
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     d = fake_detector(tmp_path / "m", mean_bgr=None)
     setup, _ = detection_setup(ServedModel.load(d))
@@ -61,7 +61,7 @@ def test_unnamed_classes_and_no_mean(tmp_path):
 
 
 def test_a_segmentation_model_is_not_a_detector(tmp_path, fake_dir):
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     setup, why = detection_setup(ServedModel.load(without_detection_layer(fake_dir, tmp_path / "m")))
     assert setup is None and "DetectionOutput" in why

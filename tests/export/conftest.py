@@ -19,7 +19,7 @@ PSPNET_MEAN_BGR = (103.939, 116.779, 123.68)
 def converted_example_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.getbasetemp() / "mini_pspnet_model"
     if not (out / "conversion.json").is_file():
-        from caffe2tf.converter.convert import Preprocessing, convert
+        from caffe2tf.pipeline import Preprocessing, convert
 
         from caffe2tf.segmentation.classes import load_class_names
 

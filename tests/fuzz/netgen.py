@@ -23,8 +23,8 @@ import numpy as np
 from hypothesis import strategies as st
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.converter.caffemodel_writer import write_caffemodel
-from caffe2tf.converter.prototxt_writer import net_to_prototxt
+from caffe2tf.frontend.caffemodel_writer import write_caffemodel
+from caffe2tf.frontend.prototxt_writer import net_to_prototxt
 
 PP = caffe_pb2.PoolingParameter
 EP = caffe_pb2.EltwiseParameter

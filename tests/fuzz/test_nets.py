@@ -34,10 +34,10 @@ from hypothesis import Phase, event, given, note
 from hypothesis import strategies as st
 from netgen import GeneratedNet, nets
 
-from caffe2tf.converter.ir import Graph
-from caffe2tf.converter.passes import run_passes
-from caffe2tf.converter.prototxt_writer import write_net
-from caffe2tf.converter.reader import load_net
+from caffe2tf.ir import Graph
+from caffe2tf.passes import run_passes
+from caffe2tf.frontend.prototxt_writer import write_net
+from caffe2tf.frontend.reader import load_net
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.verification.reference import run_graph
 
@@ -131,8 +131,8 @@ def test_generated_nets_read_fold_and_execute(gen: GeneratedNet, seed: int) -> N
 def keras_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     import keras
 
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.layer_mappings import layout
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.backend import layout
 
     result = build_keras_model(graph)
     xs = [layout.nchw_to_keras(feeds[graph.values[v].blob]) for v in graph.inputs]

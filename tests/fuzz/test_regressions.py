@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from test_nets import TOL, keras_outputs, rel_err
 
-from caffe2tf.converter.caffemodel_writer import write_caffemodel
-from caffe2tf.converter.reader import load_net
+from caffe2tf.frontend.caffemodel_writer import write_caffemodel
+from caffe2tf.frontend.reader import load_net
 from caffe2tf.verification.reference import run_graph
 
 

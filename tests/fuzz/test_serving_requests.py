@@ -35,7 +35,7 @@ MAX_BATCH = 4
 
 
 def _image_model():
-    from caffe2tf.serving.model import SIGNATURE, ServedModel, Signature, TensorInfo
+    from caffe2tf.model_dir.served import SIGNATURE, ServedModel, Signature, TensorInfo
 
     inputs = {"data": TensorInfo("data", "float32", (None, H, W, 3))}
     outputs = {"output_0": TensorInfo("output_0", "float32", (None, H, W, CLASSES))}
@@ -47,14 +47,14 @@ def _image_model():
 
     sig = Signature(SIGNATURE, inputs, outputs, run)
     record = {"name": "fuzzy", "preprocessing": {"mean": [104.0, 117.0, 123.0], "scale": 1.0, "bgr": True}}
-    from caffe2tf.serving.model import _signature_json
+    from caffe2tf.model_dir.served import _signature_json
 
     return ServedModel(name="fuzzy", path=Path("."), record=record, signatures={SIGNATURE: sig},
                        backend="keras", signature_defs={SIGNATURE: _signature_json(inputs, outputs)})
 
 
 def _two_input_model():
-    from caffe2tf.serving.model import SIGNATURE, ServedModel, Signature, TensorInfo, _signature_json
+    from caffe2tf.model_dir.served import SIGNATURE, ServedModel, Signature, TensorInfo, _signature_json
 
     inputs = {"a": TensorInfo("a", "float32", (None, 3)), "b": TensorInfo("b", "float32", (None, 2, 2))}
     outputs = {"output_0": TensorInfo("output_0", "float32", (None, 3)),

@@ -43,7 +43,7 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def served_model(model_dir: Path):
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     return ServedModel.load(model_dir)
 
@@ -92,7 +92,7 @@ def det_client(det_model_dir: Path):
     from starlette.testclient import TestClient
 
     from caffe2tf.serving.app import ServeConfig, create_app
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     app = create_app(ServedModel.load(det_model_dir), ServeConfig(workers=1, queue_size=4,
                                                                   max_body_bytes=2 * 2 ** 20,

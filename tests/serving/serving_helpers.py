@@ -23,7 +23,7 @@ def converted_example(base: Path) -> Path:
     out = base / "mini_pspnet_model"
     if (out / "conversion.json").is_file():
         return out
-    from caffe2tf.converter.convert import Preprocessing, convert
+    from caffe2tf.pipeline import Preprocessing, convert
 
     convert(EXAMPLE / "deploy.prototxt", EXAMPLE / "weights.caffemodel", out, force=True,
             preprocessing=Preprocessing(mean=PSPNET_MEAN_BGR, scale=1.0, bgr=True),

@@ -108,7 +108,7 @@ def test_predict_and_detect_with_res10(res10_model_dir):
     from starlette.testclient import TestClient
 
     from caffe2tf.serving.app import create_app
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     x, caffe_rows = res10_reference()
     model = ServedModel.load(res10_model_dir, name="res10")

@@ -291,9 +291,9 @@ def test_nchw_model_segments_like_the_nhwc_one(tmp_path, client, room_png):
     transposes for it: the label map is the same."""
     from starlette.testclient import TestClient
 
-    from caffe2tf.converter.convert import Preprocessing, convert
+    from caffe2tf.pipeline import Preprocessing, convert
     from caffe2tf.serving.app import create_app
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
     from serving_helpers import EXAMPLE, PSPNET_MEAN_BGR
 
     out = tmp_path / "nchw"

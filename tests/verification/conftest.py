@@ -8,7 +8,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 
 MakeNode = Callable[..., Node]
 

@@ -25,8 +25,8 @@ import pytest
 from click.testing import CliRunner
 
 from caffe2tf.cli import cli
-from caffe2tf.converter.prototxt import parse_prototxt
-from caffe2tf.converter.reader import load_net
+from caffe2tf.frontend.prototxt import parse_prototxt
+from caffe2tf.frontend.reader import load_net
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.verification import dump_reference as dump
 from caffe2tf.verification import sources
@@ -431,8 +431,8 @@ def test_image_preprocessing_caffe_style(tmp_path) -> None:
 # ------------------------------------------------------------------ verify_conversion
 
 def test_verify_conversion_unfolded_and_folded() -> None:
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.converter.passes import run_passes
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.passes import run_passes
 
     d = SHARED_REFERENCE / "batchnorm_scale"
     original = load_net(d / "net.prototxt", d / "weights.caffemodel")
@@ -478,11 +478,11 @@ def test_cli_image_input_with_builtin(tmp_path) -> None:
 
 
 def test_cli_culprit_from_a_plugin_exits_1(tmp_path) -> None:
-    from caffe2tf.layer_mappings import registry
+    from caffe2tf.backend import registry
 
     plugin = tmp_path / "bad_interp.py"
     plugin.write_text(
-        "import keras\nfrom caffe2tf.layer_mappings.registry import translator\n\n"
+        "import keras\nfrom caffe2tf.backend.registry import translator\n\n"
         "@translator('Interp', override=True)\ndef interp(node, inputs, ctx):\n"
         "    h, w = ctx.out_shapes(node)[0][2:]\n"
         "    return [keras.layers.Resizing(h, w, name=ctx.layer_name(node))(inputs[0])]\n")

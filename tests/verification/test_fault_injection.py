@@ -16,8 +16,8 @@ import pytest
 
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.errors import Caffe2TFError
-from caffe2tf.layer_mappings import registry
-from caffe2tf.layer_mappings.normalization import affine, batchnorm_statistics
+from caffe2tf.backend import registry
+from caffe2tf.backend.normalization import affine, batchnorm_statistics
 from caffe2tf.verification.diff import DiffReport, compare_activations, diff_net
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"
@@ -177,8 +177,8 @@ def pspnet(case_caffemodel) -> dict:
 def pspnet_correct(pspnet) -> dict[str, DiffReport]:
     """The correct conversion judged at the default tolerance and at a far tighter 1e-6
     (one model run; the activations are dropped once both reports exist)."""
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.converter.reader import load_net
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.frontend.reader import load_net
     from caffe2tf.verification.reference_file import read_reference
     from caffe2tf.verification.sources import model_activations
 

@@ -16,8 +16,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from caffe2tf.converter.ir import Node
-from caffe2tf.converter.reader import load_net
+from caffe2tf.ir import Node
+from caffe2tf.frontend.reader import load_net
 from caffe2tf.verification.compare import (
     LABEL_MAP_MIN_AGREEMENT, compare_output, label_map_check, tolerance_for)
 from caffe2tf.verification.reference import run_graph

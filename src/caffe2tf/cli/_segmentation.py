@@ -33,7 +33,7 @@ def protocol_options(fn: Callable) -> Callable:
 
 @dataclass
 class LoadedSegmenter:
-    model: object          # caffe2tf.serving.model.ServedModel
+    model: object          # caffe2tf.model_dir.served.ServedModel
     setup: object          # caffe2tf.serving.segment.SegmentationSetup
     class_names: list[str]
     to_output_classes: Callable[[np.ndarray], np.ndarray]  # model labels -> reported labels
@@ -48,7 +48,7 @@ def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr
                    classes: str | None) -> LoadedSegmenter:
     from caffe2tf.segmentation import classes as cls
     from caffe2tf.segmentation.preprocess import Preprocessing
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
     from caffe2tf.serving.segment import segmentation_setup
 
     model = ServedModel.load(model_dir)

@@ -44,7 +44,7 @@ def convert(prototxt: str, caffemodel: str, out_dir: str | None, force: bool, fo
     """
     from tqdm import tqdm
 
-    from caffe2tf.converter.convert import Preprocessing, convert as run_convert
+    from caffe2tf.pipeline import Preprocessing, convert as run_convert
     from caffe2tf.errors import Caffe2TFError
 
     class_names = None

@@ -13,7 +13,7 @@ from caffe2tf.errors import Caffe2TFError
 def load_detector(model_dir: str, *, classes: str | None, threshold: float):  # noqa: ANN201
     """(ServedModel, DetectionSetup) for `detect`; Caffe2TFError if the model does not detect."""
     from caffe2tf.detection.setup import detection_setup
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     names = None
     if classes is not None:

@@ -83,7 +83,7 @@ def diff(ctx: click.Context, prototxt: str, caffemodel: str, reference_path: str
     source = choose_source(reference_path, use_caffe, use_builtin)
     options = input_options(input_specs, mean, scale, bgr, resize, seed)
     if plugins:
-        from caffe2tf.layer_mappings import registry
+        from caffe2tf.backend import registry
 
         registry.load_plugins(plugins)
     report = diff_net(prototxt, caffemodel, source=source, reference_path=reference_path, input_options=options,

@@ -60,8 +60,8 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
-    from caffe2tf.converter.convert import _export_saved_model
-    from caffe2tf.converter.model_dir import ConvertedModel
+    from caffe2tf.pipeline import _export_saved_model
+    from caffe2tf.model_dir.converted import ConvertedModel
     from caffe2tf.segmentation.finetune import finetune as run_finetune
     from caffe2tf.serving.segment import preprocessing_from_record
 
@@ -74,7 +74,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
         pairs = read_manifest(manifest, split)
     elif not (images and labels):
         raise click.UsageError("give --images and --labels, or --manifest")
-    from caffe2tf.converter.model_dir import read_record
+    from caffe2tf.model_dir.converted import read_record
 
     record_only = read_record(Path(model_dir))
     if strategy == "default":
@@ -115,7 +115,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     if strategy != "default":  # export plain (non-distributed) variables
         import keras
 
-        import caffe2tf.layer_mappings.custom_layers  # noqa: F401  (registers custom layers)
+        import caffe2tf.backend.custom_layers  # noqa: F401  (registers custom layers)
 
         model = keras.models.load_model(result.model_path, compile=False)
     record = dict(src.record)

@@ -12,7 +12,7 @@ from caffe2tf.cli.options import ignore_unknown_option, input_shape_option, pars
 def _supported_types() -> set[str] | None:
     """Types with a built-in translator, read without importing TensorFlow."""
     try:
-        from caffe2tf.layer_mappings.registry import builtin_types_declared
+        from caffe2tf.backend.registry import builtin_types_declared
     except ImportError:  # translators not installed: judge by shape rules alone
         return None
     return builtin_types_declared()
@@ -38,8 +38,8 @@ def inspect(prototxt: str, caffemodel: str | None, input_shapes: tuple[str, ...]
     listed first. Layer types that Caffe forks use with different meanings (BN,
     Upsample) show the fork reading taken from the evidence (`BN[segnet]`); `?`
     in a shape is a dimension known only at run time (DetectionOutput's rows)."""
-    from caffe2tf.converter.reader import load_net
-    from caffe2tf.converter.summary import summarize
+    from caffe2tf.frontend.reader import load_net
+    from caffe2tf.frontend.summary import summarize
 
     graph = load_net(prototxt, caffemodel, input_shapes=parse_input_shapes(input_shapes),
                      allow_unknown_fields=ignore_unknown_fields)
@@ -86,7 +86,7 @@ def inspect(prototxt: str, caffemodel: str | None, input_shapes: tuple[str, ...]
 
 def _echo_readings(rows: list) -> None:
     """Which fork reading each clashing type got, and the fork aliases read as BVLC types."""
-    from caffe2tf.converter.readings import READINGS, UNDECIDED
+    from caffe2tf.frontend.readings import READINGS, UNDECIDED
 
     taken: dict[str, dict[str, list[str]]] = {}
     for r in rows:

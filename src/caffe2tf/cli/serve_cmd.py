@@ -39,7 +39,7 @@ def load_for_serving(model_dir: str, *, name: str | None, max_side: int, **proto
     takes them; a model that does not segment is still served (``:predict`` only).
     """
     from caffe2tf.cli._segmentation import load_segmenter
-    from caffe2tf.serving.model import ServedModel, check_model_name
+    from caffe2tf.model_dir.served import ServedModel, check_model_name
 
     try:
         seg = load_segmenter(model_dir, **protocol)

@@ -47,7 +47,7 @@ class DetectionResult:
 class DetectionSetup:
     """Everything needed to run the served model on one photo (fixed at start-up)."""
 
-    signature: object  # caffe2tf.serving.model.Signature
+    signature: object  # caffe2tf.model_dir.served.Signature
     input_name: str
     output_name: str
     input_size: tuple[int, int]  # (height, width) of the network input
@@ -104,7 +104,7 @@ def _params_from_prototxt(record: dict, layer_name: str) -> tuple[int, int] | No
     if not path or not Path(path).is_file():
         return None
     try:
-        from caffe2tf.converter.prototxt import parse_prototxt
+        from caffe2tf.frontend.prototxt import parse_prototxt
 
         net = parse_prototxt(path, allow_unknown_fields=True).net
     except Exception as exc:  # noqa: BLE001 - the prototxt is a nicety here; shapes still work
@@ -148,7 +148,7 @@ def _full_class_names(names: Sequence[str] | None, num_classes: int | None, back
 
 def detection_setup(model, *, class_names: Sequence[str] | None = None,  # noqa: ANN001 - ServedModel
                     threshold: float = 0.5) -> tuple[DetectionSetup | None, str]:
-    """(setup, "") when ``model`` (a :class:`~caffe2tf.serving.model.ServedModel`) detects
+    """(setup, "") when ``model`` (a :class:`~caffe2tf.model_dir.served.ServedModel`) detects
     objects, else (None, why not)."""
     from caffe2tf.serving.segment import preprocessing_from_record
 

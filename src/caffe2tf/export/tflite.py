@@ -356,7 +356,7 @@ def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
                   select_tf_ops: bool = False, output: str | os.PathLike | None = None,
                   timing_repeats: int = 5, seed: int = 0) -> TFLiteReport:
     """Convert ``model_dir``'s SavedModel to TFLite, check it, record it (module doc)."""
-    from caffe2tf.serving.model import ServedModel
+    from caffe2tf.model_dir.served import ServedModel
 
     if quantize not in QUANTIZE_MODES:
         raise ExportError(f"--quantize must be one of {', '.join(QUANTIZE_MODES)}, not '{quantize}'")

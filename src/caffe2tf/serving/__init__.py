@@ -1,6 +1,6 @@
 """``caffe2tf serve``: a TensorFlow-Serving-compatible REST service for a converted model.
 
-* :mod:`.model`   — the model directory loaded once (SavedModel ``serving_default``);
+* :mod:`caffe2tf.model_dir.served` — the model directory loaded once (SavedModel ``serving_default``);
 * :mod:`.rest`    — TF Serving's ``:predict`` row/columnar JSON formats;
 * :mod:`.segment` — ``:segment`` on top of :mod:`caffe2tf.segmentation`;
 * :mod:`.pool`    — the bounded worker pool (503 beyond the queue);

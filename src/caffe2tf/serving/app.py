@@ -37,7 +37,7 @@ from starlette.staticfiles import StaticFiles
 from caffe2tf import __version__
 from caffe2tf.serving import rest
 from caffe2tf.serving.metrics import MetricsMiddleware, ServiceMetrics
-from caffe2tf.serving.model import MODEL_VERSION, ServedModel
+from caffe2tf.model_dir.served import MODEL_VERSION, ServedModel
 from caffe2tf.serving.pool import InferencePool, Overloaded
 from caffe2tf.serving.rest import RequestError
 from caffe2tf.serving.segment import SegmentationSetup, choose_output, run_segment, segmentation_setup

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from caffe2tf.serving.model import SIGNATURE, InputError, ServedModel, Signature
+from caffe2tf.model_dir.served import SIGNATURE, InputError, ServedModel, Signature
 
 try:  # orjson parses and writes large float arrays several times faster (optional)
     import orjson as _orjson

@@ -24,7 +24,7 @@ from caffe2tf.segmentation.classes import make_palette
 from caffe2tf.segmentation.preprocess import (PSPNET_PREPROCESSING, Preprocessing, resize_image,
                                               scaled_size)
 from caffe2tf.segmentation.protocol import PSPNET_ADE20K_SINGLE_SCALE, segment_image
-from caffe2tf.serving.model import ServedModel, Signature
+from caffe2tf.model_dir.served import ServedModel, Signature
 from caffe2tf.serving.rest import RequestError
 
 log = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from caffe2tf.converter.ir import Graph, Node
+from caffe2tf.ir import Graph, Node
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.verification.compare import (
     ONE_SEMANTIC_TOL, WHOLE_NETWORK_MIN_LAYERS, WHOLE_NETWORK_TOL, Comparison, compare_output, label_map_check)
@@ -421,7 +421,7 @@ def verify_conversion(graph: Graph, model: Any = None, *, reference_graph: Graph
     if inputs is None:
         inputs = make_inputs(declared_input_shapes(ref_graph), InputOptions(seed=seed))
     if model is None:
-        from caffe2tf.converter.build import build_keras_model
+        from caffe2tf.backend.build import build_keras_model
 
         model = build_keras_model(graph, outputs="all")
     reference = reference_from_builtin(ref_graph, inputs)
@@ -445,9 +445,9 @@ def diff_net(prototxt: str, caffemodel: str, *, source: str = "builtin", referen
     Raises:
         Caffe2TFError: bad input (unreadable net or reference, bad input options).
     """
-    from caffe2tf.converter.build import build_keras_model
-    from caffe2tf.converter.passes import run_passes
-    from caffe2tf.converter.reader import load_net
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.passes import run_passes
+    from caffe2tf.frontend.reader import load_net
     from caffe2tf.verification import sources as src
 
     options = input_options or src.InputOptions()

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from caffe2tf.converter.ir import Graph
+from caffe2tf.ir import Graph
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.verification import dump_reference as dump
 from caffe2tf.verification.reference_file import (
@@ -193,7 +193,7 @@ def model_activations(model_or_build: Any, graph: Graph, inputs: Mapping[str, np
         graph: the graph the model was built from (value ids, input order).
     """
     from caffe2tf.devices import exact_float32
-    from caffe2tf.layer_mappings.layout import keras_to_nchw, nchw_to_keras
+    from caffe2tf.backend.layout import keras_to_nchw, nchw_to_keras
 
     exact_float32()  # diff and convert --verify both come here: no TF32 on a GPU
     build = model_or_build if hasattr(model_or_build, "model") else None

@@ -6,7 +6,7 @@ import pytest
 from google.protobuf import text_format
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.converter.ir import Graph, Node, Value
+from caffe2tf.ir import Graph, Node, Value
 from caffe2tf.errors import ShapeError, UnsupportedLayerError
 from caffe2tf.verification.reference import check_supported, run_graph
 

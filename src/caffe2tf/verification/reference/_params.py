@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 from caffe2tf.errors import ShapeError
 
 

@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 from caffe2tf.verification.reference._params import expect_inputs, f32, fail
 from caffe2tf.verification.reference.registry import kernel
 

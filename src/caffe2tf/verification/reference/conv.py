@@ -28,7 +28,7 @@ from typing import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 from caffe2tf.verification.reference._params import (
     canonical_axis, conv_spatial, expect_inputs, f32, fail)
 from caffe2tf.verification.reference.registry import kernel

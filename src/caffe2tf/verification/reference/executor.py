@@ -1,4 +1,4 @@
-"""Run a :class:`~caffe2tf.converter.ir.Graph` with the NumPy reference kernels.
+"""Run a :class:`~caffe2tf.ir.Graph` with the NumPy reference kernels.
 
 The executor walks the nodes in Caffe's execution order, feeding each kernel
 its input values (NCHW float32) and storing its outputs under the node's SSA
@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from caffe2tf.converter.ir import Graph, Node
+from caffe2tf.ir import Graph, Node
 from caffe2tf.errors import Caffe2TFError, ShapeError, UnsupportedLayerError
 from caffe2tf.verification.reference._params import f32
 from caffe2tf.verification.reference.registry import get_kernel

@@ -38,7 +38,7 @@ from typing import Sequence
 import numpy as np
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 from caffe2tf.verification.reference._params import (
     canonical_axis, expect_inputs, f32, fail)
 from caffe2tf.verification.reference.registry import kernel

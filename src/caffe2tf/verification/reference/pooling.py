@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 from caffe2tf.verification.reference._params import (
     Spatial2D, expect_inputs, f32, fail, pool_spatial)
 from caffe2tf.verification.reference.registry import kernel

@@ -12,7 +12,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from caffe2tf.converter.ir import Node
+from caffe2tf.ir import Node
 
 Kernel = Callable[[Node, Sequence[np.ndarray]], list[np.ndarray]]
 

@@ -1,0 +1,1 @@
+"""The converted model directory: ``conversion.json`` and loading ``model.keras`` / the SavedModel."""

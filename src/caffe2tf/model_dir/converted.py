@@ -1,0 +1,100 @@
+"""Loading what `caffe2tf convert` wrote (``OUT/``) for `segment`, `evaluate`, `serve`, `export`."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from caffe2tf.errors import Caffe2TFError
+
+log = logging.getLogger(__name__)
+
+
+class ModelDirError(Caffe2TFError):
+    pass
+
+
+def read_record(p: Path) -> dict:
+    """``p/conversion.json``, checked to be a caffe2tf conversion record (else ModelDirError)."""
+    rec_path = p / "conversion.json"
+    if not p.is_dir():
+        raise ModelDirError("no such directory", file=str(p))
+    if not rec_path.is_file():
+        raise ModelDirError("not a converted model directory (no conversion.json); make one with "
+                            "`caffe2tf convert`", file=str(p))
+    try:
+        record = json.loads(rec_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelDirError(f"conversion.json is unreadable: {exc}", file=str(rec_path)) from None
+    if not isinstance(record, dict) or not str(record.get("format", "")).startswith("caffe2tf-conversion/"):
+        raise ModelDirError("conversion.json is not a caffe2tf conversion record", file=str(rec_path))
+    return record
+
+
+@dataclass
+class ConvertedModel:
+    """A converted model and its conversion record.
+
+    ``predict`` takes and returns arrays in the model's own layout (NHWC for
+    rank-4 tensors unless converted with ``--input-layout nchw``).
+    """
+
+    path: Path
+    record: dict
+    model: Any  # keras.Model
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ConvertedModel":
+        p = Path(path)
+        record = read_record(p)
+        keras_path = p / "model.keras"
+        if not keras_path.is_file():
+            raise ModelDirError("model.keras is missing", file=str(p))
+        import keras
+
+        import caffe2tf.backend.custom_layers  # noqa: F401  (registers custom layers)
+
+        model = keras.models.load_model(keras_path, compile=False)
+        return cls(path=p, record=record, model=model)
+
+    @property
+    def input_layout(self) -> str:
+        return self.record.get("input_layout", "nhwc")
+
+    @property
+    def inputs(self) -> list[dict]:
+        return self.record["inputs"]
+
+    @property
+    def outputs(self) -> list[dict]:
+        return self.record["outputs"]
+
+    @property
+    def input_shape(self) -> list[int]:
+        """The first input's shape in the model's layout (e.g. [1, 473, 473, 3])."""
+        return list(self.inputs[0]["keras_shape"])
+
+    @property
+    def preprocessing(self) -> dict | None:
+        return self.record.get("preprocessing")
+
+    def predict(self, *arrays: np.ndarray) -> dict[str, np.ndarray]:
+        """Run the model; returns {output blob name: array in the model's layout}."""
+        feed = [np.asarray(a, dtype=np.float32) for a in arrays]
+        result = self.model(feed if len(feed) > 1 else feed[0], training=False)
+        if isinstance(result, dict):
+            by_key = {k: np.asarray(v) for k, v in result.items()}
+            out = {}
+            for o in self.outputs:
+                for key in (o.get("keras_name"), o["value"], o["blob"]):
+                    if key in by_key:
+                        out[o["blob"]] = by_key[key]
+                        break
+            return out or by_key
+        if not isinstance(result, (list, tuple)):
+            result = [result]
+        return {o["blob"]: np.asarray(r) for o, r in zip(self.outputs, result)}
