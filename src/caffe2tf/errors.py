@@ -56,8 +56,31 @@ class UnsupportedLayerError(Caffe2TFError):
 
 
 class ConversionError(Caffe2TFError):
-    """A translator failed on a layer."""
+    """A translator failed on a layer; the message ends with the layer's input shapes
+    (Caffe's NCHW, ``?`` for an unknown dimension) when they are known."""
+
+    def __init__(self, message: str, *, input_shapes=None, **where) -> None:
+        self.input_shapes = None if input_shapes is None else [None if s is None else tuple(s) for s in input_shapes]
+        if self.input_shapes is not None:
+            shown = ", ".join("unknown" if s is None else "(" + ", ".join("?" if d is None else str(d) for d in s) + ")"
+                              for s in self.input_shapes)
+            message = f"{message} [input shapes: {shown or 'none'}]"
+        super().__init__(message, **where)
 
 
-class ReferenceError_(Caffe2TFError):
-    """A reference-activation file is malformed."""
+class ReferenceFileError(Caffe2TFError):
+    """A reference-activation file is missing, unreadable or malformed."""
+
+
+class RequestError(Caffe2TFError):
+    """A request the service refuses: ``status`` (4xx/5xx), a one-line message and
+    optional extra response headers (``Retry-After``, ``Allow``)."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        self.status = status
+        self.headers = headers or {}
+        super().__init__(str(message))
+
+
+class OverloadedError(Caffe2TFError):
+    """The inference pool and its queue are full (the service answers 503)."""

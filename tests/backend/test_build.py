@@ -145,6 +145,18 @@ def test_translator_failure_names_layer(everything):
         build_keras_model(broken)
 
 
+def test_translator_failure_shows_input_shapes(everything):
+    graph, _ = everything
+    i = next(i for i, n in enumerate(graph.nodes) if n.name == "fc")
+    broken = Graph(graph.name, list(graph.nodes), graph.values, graph.inputs, graph.outputs, source="x.prototxt")
+    broken.nodes[i] = broken.nodes[i].with_(weights=(np.zeros((3, 5), np.float32),) * 2)
+    want = graph.values[graph.nodes[i].inputs[0]].shape
+    with pytest.raises(ConversionError) as info:
+        build_keras_model(broken)
+    assert info.value.input_shapes == [tuple(want)]
+    assert "[input shapes: (" + ", ".join(str(d) for d in want) + ")]" in str(info.value)
+
+
 def test_plugin_translator_used_in_build(everything, tmp_path):
     graph, feeds = everything
     plugin = tmp_path / "double.py"

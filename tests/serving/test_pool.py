@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from caffe2tf.serving.pool import InferencePool, Overloaded
+from caffe2tf.serving.pool import InferencePool, OverloadedError
 
 
 def test_pool_refuses_beyond_capacity_at_once():
@@ -17,7 +17,7 @@ def test_pool_refuses_beyond_capacity_at_once():
         jobs = [asyncio.create_task(pool.run(gate.wait, 10)) for _ in range(3)]
         await asyncio.sleep(0.05)
         assert pool.in_flight == 3 and pool.running == 1 and pool.queue_depth == 2
-        with pytest.raises(Overloaded, match="server busy"):
+        with pytest.raises(OverloadedError, match="server busy"):
             await asyncio.wait_for(pool.run(lambda: None), timeout=1)
         gate.set()
         results = await asyncio.gather(*jobs)

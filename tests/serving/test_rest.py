@@ -319,7 +319,7 @@ def test_output_class_mapping(served_model, room_jpeg):
     from starlette.testclient import TestClient
 
     from caffe2tf.serving.app import create_app
-    from caffe2tf.serving.segment import segmentation_setup
+    from caffe2tf.segmentation.setup import segmentation_setup
 
     setup, _ = segmentation_setup(served_model)
     setup.set_output_classes(lambda labels: (labels % 2).astype(np.uint8), ["even", "odd"])

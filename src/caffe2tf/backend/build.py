@@ -102,12 +102,19 @@ def _translate(node, ins, ctx: TranslationContext, graph: Graph) -> list:
         raise
     except Exception as exc:
         raise ConversionError(f"converting this {node.type} layer failed: {type(exc).__name__}: {exc}",
+                              input_shapes=_input_shapes(node, graph),
                               file=graph.source, line=node.line, layer=node.name) from exc
     outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
     if len(outs) != len(node.outputs):
         raise ConversionError(f"the {node.type} translator returned {len(outs)} tensor(s) for "
-                              f"{len(node.outputs)} top(s)", file=graph.source, line=node.line, layer=node.name)
+                              f"{len(node.outputs)} top(s)", input_shapes=_input_shapes(node, graph),
+                              file=graph.source, line=node.line, layer=node.name)
     return outs
+
+
+def _input_shapes(node, graph: Graph) -> list:
+    """The Caffe (NCHW) shapes of ``node``'s bottoms, for error messages."""
+    return [graph.values[v].shape for v in node.inputs]
 
 
 def _check_shape(node, vid: str, tensor, graph: Graph) -> None:
@@ -120,4 +127,5 @@ def _check_shape(node, vid: str, tensor, graph: Graph) -> None:
     if len(got) != len(want) or any(g is not None and g != w for g, w in zip(got, want)):
         raise ConversionError(f"the {node.type} translator made a tensor of shape {got} for top "
                               f"'{graph.values[vid].blob}'; Caffe's shape {tuple(caffe_shape)} is {want} in Keras",
+                              input_shapes=_input_shapes(node, graph),
                               file=graph.source, line=node.line, layer=node.name)

@@ -34,7 +34,7 @@ def protocol_options(fn: Callable) -> Callable:
 @dataclass
 class LoadedSegmenter:
     model: object          # caffe2tf.model_dir.served.ServedModel
-    setup: object          # caffe2tf.serving.segment.SegmentationSetup
+    setup: object          # caffe2tf.segmentation.setup.SegmentationSetup
     class_names: list[str]
     to_output_classes: Callable[[np.ndarray], np.ndarray]  # model labels -> reported labels
     num_output_classes: int
@@ -46,16 +46,17 @@ class LoadedSegmenter:
 def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr: bool | None,
                    base_size: int | None, scales: str | None, flip: bool | None,
                    classes: str | None) -> LoadedSegmenter:
-    from caffe2tf.segmentation import classes as cls
-    from caffe2tf.segmentation.preprocess import Preprocessing
     from caffe2tf.model_dir.served import ServedModel
-    from caffe2tf.serving.segment import segmentation_setup
+    from caffe2tf.segmentation import classes as cls
+    from caffe2tf.segmentation.errors import NotASegmenterError
+    from caffe2tf.segmentation.preprocess import Preprocessing
+    from caffe2tf.segmentation.setup import segmentation_setup
 
     model = ServedModel.load(model_dir)
     setup, why = segmentation_setup(model, base_size=base_size, scales=parse_number_list(scales, "--scales"),
                                     flip=flip)
     if setup is None:
-        raise Caffe2TFError(f"this model does not segment images: {why}", file=model_dir)
+        raise NotASegmenterError(why, file=model_dir)
     pre = setup.preprocessing
     if mean is not None or scale is not None or bgr is not None:
         use_bgr = pre.bgr if bgr is None else bgr

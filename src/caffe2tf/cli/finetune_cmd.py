@@ -63,7 +63,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     from caffe2tf.pipeline import _export_saved_model
     from caffe2tf.model_dir.converted import ConvertedModel
     from caffe2tf.segmentation.finetune import finetune as run_finetune
-    from caffe2tf.serving.segment import preprocessing_from_record
+    from caffe2tf.segmentation.setup import preprocessing_from_record
 
     pairs = None
     if manifest is not None:

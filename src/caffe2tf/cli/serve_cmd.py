@@ -40,14 +40,12 @@ def load_for_serving(model_dir: str, *, name: str | None, max_side: int, **proto
     """
     from caffe2tf.cli._segmentation import load_segmenter
     from caffe2tf.model_dir.served import ServedModel, check_model_name
+    from caffe2tf.segmentation.errors import NotASegmenterError
 
     try:
         seg = load_segmenter(model_dir, **protocol)
-    except Caffe2TFError as exc:
-        marker = "does not segment images: "
-        if marker not in str(exc):
-            raise
-        model, setup, why = ServedModel.load(model_dir), None, str(exc).split(marker, 1)[1]
+    except NotASegmenterError as exc:  # still served: :predict only
+        model, setup, why = ServedModel.load(model_dir), None, exc.reason
     else:
         model, setup, why = seg.model, seg.setup, ""
         setup.max_side = max_side

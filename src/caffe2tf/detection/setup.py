@@ -150,7 +150,7 @@ def detection_setup(model, *, class_names: Sequence[str] | None = None,  # noqa:
                     threshold: float = 0.5) -> tuple[DetectionSetup | None, str]:
     """(setup, "") when ``model`` (a :class:`~caffe2tf.model_dir.served.ServedModel`) detects
     objects, else (None, why not)."""
-    from caffe2tf.serving.segment import preprocessing_from_record
+    from caffe2tf.segmentation.setup import preprocessing_from_record
 
     record = model.record
     layer = detection_layer(record)

@@ -229,7 +229,7 @@ def _image_to_input(image: np.ndarray, shape: Sequence[int | None], nchw: bool, 
 
 
 def _feeds_from_images(images: Iterable[np.ndarray], inputs: dict, record: dict, seed: int) -> Iterator[dict]:
-    from caffe2tf.serving.segment import preprocessing_from_record
+    from caffe2tf.segmentation.setup import preprocessing_from_record
 
     nchw = record.get("input_layout") == "nchw"
     pre = preprocessing_from_record(record)

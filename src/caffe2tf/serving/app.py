@@ -38,9 +38,10 @@ from caffe2tf import __version__
 from caffe2tf.serving import rest
 from caffe2tf.serving.metrics import MetricsMiddleware, ServiceMetrics
 from caffe2tf.model_dir.served import MODEL_VERSION, ServedModel
-from caffe2tf.serving.pool import InferencePool, Overloaded
+from caffe2tf.serving.pool import InferencePool, OverloadedError
 from caffe2tf.serving.rest import RequestError
-from caffe2tf.serving.segment import SegmentationSetup, choose_output, run_segment, segmentation_setup
+from caffe2tf.segmentation.setup import SegmentationSetup, segmentation_setup
+from caffe2tf.serving.segment import choose_output, run_segment
 
 if TYPE_CHECKING:
     from caffe2tf.detection.setup import DetectionSetup
@@ -171,7 +172,7 @@ class Service:
     async def _in_pool(self, endpoint: str, fn: Callable, *args):  # noqa: ANN202
         try:
             result, waited = await self.pool.run(fn, *args)
-        except Overloaded as exc:
+        except OverloadedError as exc:
             self.metrics.rejected.inc()
             raise RequestError(503, str(exc), {"Retry-After": "1"}) from None
         self.metrics.queue_wait.observe(waited)

@@ -1,6 +1,6 @@
 """A bounded worker pool: at most ``workers`` jobs run, at most ``queue_size`` wait.
 
-A job beyond that is refused at once (:class:`Overloaded`, answered 503): the
+A job beyond that is refused at once (:class:`OverloadedError`, answered 503): the
 service never lets requests pile up without bound, and a client is never left
 hanging on a queue that cannot drain. Jobs run in threads: TensorFlow releases the
 GIL inside its kernels, and the whole request (JSON or image decoding, the model,
@@ -15,11 +15,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, TypeVar
 
+from caffe2tf.errors import OverloadedError
+
 T = TypeVar("T")
 
 
-class Overloaded(Exception):
-    """The pool and its queue are full."""
+
 
 
 class InferencePool:
@@ -57,14 +58,14 @@ class InferencePool:
     async def run(self, fn: Callable[..., T], *args) -> tuple[T, float]:
         """Run ``fn(*args)`` on a worker; returns (result, seconds waited in the queue).
 
-        Raises :class:`Overloaded` at once when ``workers + queue_size`` jobs are
+        Raises :class:`OverloadedError` at once when ``workers + queue_size`` jobs are
         already admitted. A job whose caller went away still runs to its end (the
         model cannot be interrupted) and keeps its place in the count until then.
         """
         with self._lock:
             if self._admitted >= self.capacity:
                 self.rejected += 1
-                raise Overloaded(f"server busy: {self._running} request(s) running and "
+                raise OverloadedError(f"server busy: {self._running} request(s) running and "
                                  f"{self._admitted - self._running} queued (limit {self.workers} + "
                                  f"{self.queue_size}); retry later")
             self._admitted += 1

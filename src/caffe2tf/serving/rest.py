@@ -24,22 +24,13 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from caffe2tf.errors import RequestError
 from caffe2tf.model_dir.served import SIGNATURE, InputError, ServedModel, Signature
 
 try:  # orjson parses and writes large float arrays several times faster (optional)
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised only without the optional package
     _orjson = None
-
-
-class RequestError(Exception):
-    """A request the service refuses: ``status`` (4xx/5xx) and a one-line message."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        self.status = status
-        self.message = " ".join(str(message).split())
-        self.headers = headers or {}
-        super().__init__(self.message)
 
 
 _gc_lock = threading.Lock()

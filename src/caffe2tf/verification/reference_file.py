@@ -28,7 +28,7 @@ from typing import Any, Sequence
 import h5py
 import numpy as np
 
-from caffe2tf.errors import ReferenceError_
+from caffe2tf.errors import ReferenceFileError
 
 FORMAT = "caffe-reference/1"
 STAT_NAMES = ("mean", "std", "min", "max", "abs_max", "l2")
@@ -37,10 +37,6 @@ __all__ = [
     "FORMAT", "ReferenceFileError", "RecordedOutput", "RecordedLayer", "ReferenceFile",
     "read_reference", "write_reference", "output_stats",
 ]
-
-
-class ReferenceFileError(ReferenceError_):
-    """A reference-activation file is missing, unreadable or malformed."""
 
 
 @dataclass
