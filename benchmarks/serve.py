@@ -224,7 +224,7 @@ def main() -> int:
     from caffe2tf.export.tflite import TFLiteRunner, export_tflite
     from caffe2tf.segmentation.preprocess import Preprocessing
     from caffe2tf.segmentation.protocol import segment_image
-    from caffe2tf.serving.segment import default_protocol
+    from caffe2tf.segmentation.setup import default_protocol
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="caffe2tf-bench-serve-"))
     work.mkdir(parents=True, exist_ok=True)
