@@ -456,7 +456,7 @@ def _explore(tf, p: dict) -> dict:
         res["conv5_4 3x3 4096->512: Winograd F(2x2,3x3) under XLA"]["error"] = str(exc)
     del xw, U, wt
     # Final Interp 60x60x150 -> 473x473: gather formulation vs tf.image.resize (align_corners not in TF2).
-    from caffe2tf.backend.custom_layers import CaffeInterp
+    from caffe2tf.backend.layers import CaffeInterp
 
     xi = tf.constant(rng.normal(size=(1, 60, 60, 150)).astype(np.float32))
     layer = CaffeInterp((473, 473))

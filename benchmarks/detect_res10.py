@@ -134,7 +134,7 @@ def main(argv: list[str]) -> int:
         # the body: the Keras model up to DetectionOutput's three inputs (where our time goes)
         import keras
 
-        import caffe2tf.backend.custom_layers  # noqa: F401
+        import caffe2tf.backend.layers  # noqa: F401
         from caffe2tf.model_dir.converted import read_record
 
         model = keras.models.load_model(out_dir / "model.keras", compile=False)

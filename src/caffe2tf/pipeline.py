@@ -4,7 +4,7 @@
 into place at the end, so ``out_dir`` is either complete or absent. It holds:
 
 * ``model.keras``       — the Keras model (custom layers reload with only
-  :mod:`caffe2tf.backend.custom_layers` imported);
+  :mod:`caffe2tf.backend.layers` imported);
 * ``saved_model/``      — a TensorFlow SavedModel with a ``serving_default`` signature;
 * ``conversion.json``   — what was converted how (see :func:`conversion_record`).
 """

@@ -18,7 +18,8 @@ from caffe2tf.backend.build import build_keras_model
 from caffe2tf.ir import Graph
 from caffe2tf.frontend.reader import load_net
 from caffe2tf.errors import ConversionError, UnsupportedLayerError
-from caffe2tf.backend import custom_layers, layout, registry
+from caffe2tf.backend import layers as custom_layers
+from caffe2tf.backend import layout, registry
 from caffe2tf.verification.reference import run_graph
 from tolerances import SAME_GRAPH_REL, assert_same_graph
 
@@ -184,7 +185,7 @@ def test_plugin_translator_used_in_build(everything, tmp_path):
 def test_keras_file_round_trip_with_only_custom_layers(everything, tmp_path):
     graph, feeds = everything
     model = build_keras_model(graph).model
-    used = {type(layer).__name__ for layer in model.layers if type(layer).__module__ == custom_layers.__name__}
+    used = {type(layer).__name__ for layer in model.layers if type(layer).__module__.startswith(custom_layers.__name__ + ".")}
     assert used == {"CaffeAffine", "CaffeBroadcastOp", "CaffePooling2D", "CaffeInterp", "CaffeLRN",
                     "CaffeMeanVarianceNorm", "CaffeElementwise", "CaffeWeightedSum", "CaffeSlice",
                     "CaffeGroupedDeconv2D", "CaffeArgMax", "CaffeReduction", "CaffeReshape"}
@@ -195,7 +196,7 @@ def test_keras_file_round_trip_with_only_custom_layers(everything, tmp_path):
     np.savez(tmp_path / "want.npz", *[np.asarray(t) for t in model(x)])
     script = textwrap.dedent(f'''
         import sys, numpy as np, keras
-        import caffe2tf.backend.custom_layers
+        import caffe2tf.backend.layers
         assert "caffe2tf.backend.build" not in sys.modules
         m = keras.models.load_model(r"{path}")
         xs = np.load(r"{tmp_path / 'x.npz'}"); want = np.load(r"{tmp_path / 'want.npz'}")
@@ -215,11 +216,70 @@ def test_custom_layer_configs_round_trip(everything):
     graph, _ = everything
     model = build_keras_model(graph).model
     for layer in model.layers:
-        if type(layer).__module__ == custom_layers.__name__:
+        if type(layer).__module__.startswith(custom_layers.__name__ + "."):
             clone = type(layer).from_config(layer.get_config())
             assert clone.get_config() == layer.get_config()
             ser = keras.saving.serialize_keras_object(layer)
             assert ser["registered_name"] == f"caffe2tf>{type(layer).__name__}"
+
+
+def test_custom_layers_compute_their_output_shape(everything):
+    """Every caffe2tf layer's ``compute_output_shape`` gives the shape its ``call`` makes."""
+    graph, _ = everything
+    model = build_keras_model(graph).model
+    checked = set()
+    for layer in model.layers:
+        if not type(layer).__module__.startswith(custom_layers.__name__ + "."):
+            continue
+        ins = layer.input if isinstance(layer.input, (list, tuple)) else [layer.input]
+        shapes = [tuple(t.shape) for t in ins]
+        got = layer.compute_output_shape(shapes if len(shapes) > 1 else shapes[0])
+        assert tuple(got) == tuple(layer.output.shape), (layer.name, got, layer.output.shape)
+        checked.add(type(layer).__name__)
+    assert {"CaffeSlice", "CaffeReshape", "CaffeArgMax", "CaffeReduction", "CaffeGroupedDeconv2D"} <= checked
+
+
+def test_keras_file_saved_before_the_layer_modules_moved_still_loads(everything, tmp_path):
+    """A ``.keras`` written when the layers lived in ``caffe2tf.layer_mappings.custom_layers``
+    (its config names that module) loads with only ``caffe2tf.backend.layers`` imported:
+    layers are found by their registered name ``caffe2tf>ClassName``."""
+    import json
+    import zipfile
+
+    graph, feeds = everything
+    model = build_keras_model(graph).model
+    new = tmp_path / "new.keras"
+    model.save(new)
+    old = tmp_path / "old.keras"
+    with zipfile.ZipFile(new) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "config.json":
+                text = data.decode()
+                for module in custom_layers.LAYER_MODULES:
+                    text = text.replace(f'"{module}"', '"caffe2tf.layer_mappings.custom_layers"')
+                assert "caffe2tf.layer_mappings.custom_layers" in text
+                data = json.dumps(json.loads(text)).encode()
+            dst.writestr(item, data)
+    x = _keras_feeds(graph, feeds)
+    np.savez(tmp_path / "x.npz", *x)
+    np.savez(tmp_path / "want.npz", *[np.asarray(t) for t in model(x)])
+    script = textwrap.dedent(f'''
+        import sys, numpy as np, keras
+        import caffe2tf.backend.layers
+        assert "caffe2tf.backend.build" not in sys.modules
+        m = keras.models.load_model(r"{old}")
+        xs = np.load(r"{tmp_path / 'x.npz'}"); want = np.load(r"{tmp_path / 'want.npz'}")
+        got = m([xs[k] for k in sorted(xs.files)])
+        for g, k in zip(got, sorted(want.files)):
+            # another process, same graph: its own thread pool may sum in another order
+            err = np.max(np.abs(np.asarray(g, np.float64) - want[k])) / max(np.max(np.abs(want[k])), 1e-6)
+            assert err <= {SAME_GRAPH_REL}, (k, err)
+        print("ok", len(got))
+    ''')
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
 
 
 def test_saved_model_export_round_trip(tmp_path):

@@ -24,7 +24,7 @@ def _caffe_interp_1d(x: np.ndarray, out: int) -> np.ndarray:
 @pytest.mark.parametrize("n,out", [(7, 57), (60, 473), (9, 1), (1, 60), (5, 5), (8, 3), (2, 9), (473, 60)])
 def test_interp_layer_matches_caffe_loop(n, out):
     """CaffeInterp (TF ResizeBilinear, align corners) against interp.cpp's loop, both axes."""
-    from caffe2tf.backend.custom_layers import CaffeInterp
+    from caffe2tf.backend.layers import CaffeInterp
 
     x = np.random.default_rng(n).standard_normal((1, n, n + 2, 3)).astype(np.float32)
     got = np.asarray(CaffeInterp((out, out + 1))(x))
@@ -35,7 +35,7 @@ def test_interp_layer_matches_caffe_loop(n, out):
 
 
 def test_interp_layer_crops_negative_pads():
-    from caffe2tf.backend.custom_layers import CaffeInterp
+    from caffe2tf.backend.layers import CaffeInterp
 
     x = np.random.default_rng(0).standard_normal((1, 9, 11, 2)).astype(np.float32)
     got = np.asarray(CaffeInterp((7, 9), pad_beg=-1, pad_end=-1)(x))

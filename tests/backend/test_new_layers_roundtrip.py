@@ -15,14 +15,14 @@ import keras
 import numpy as np
 import pytest
 
-import caffe2tf.backend.custom_layers  # noqa: F401  (registers every caffe2tf layer)
+import caffe2tf.backend.layers  # noqa: F401  (registers every caffe2tf layer)
 from caffe2tf.backend.build import build_keras_model
 from caffe2tf.passes import run_passes
 from caffe2tf.frontend.reader import load_net
 from caffe2tf.backend import layout
-from caffe2tf.backend.segnet_layers import CaffeBatchStatBN
-from caffe2tf.backend.ssd_layers import CaffeConstant, CaffeDetectionOutput, CaffeNormalize
-from caffe2tf.backend.unpooling_layers import CaffeMaxPoolWithMask, CaffeMaxUnpool
+from caffe2tf.backend.layers.segnet import CaffeBatchStatBN
+from caffe2tf.backend.layers.ssd import CaffeConstant, CaffeDetectionOutput, CaffeNormalize
+from caffe2tf.backend.layers.unpooling import CaffeMaxPoolWithMask, CaffeMaxUnpool
 from caffe2tf.verification.reference_file import read_reference
 
 RELOAD_RTOL = 1e-6

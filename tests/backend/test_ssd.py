@@ -13,7 +13,7 @@ from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.frontend import shapes
 from caffe2tf.backend.build import build_keras_model
 from caffe2tf.backend.prior_box import PriorBoxSpec, prior_boxes
-from caffe2tf.backend.ssd_layers import CaffeDetectionOutput
+from caffe2tf.backend.layers.ssd import CaffeDetectionOutput
 
 f32 = np.float32
 

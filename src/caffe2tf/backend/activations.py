@@ -7,7 +7,7 @@ import numpy as np
 from caffe2tf.frontend.shapes import canonical_axis
 from caffe2tf.backend import layout
 from caffe2tf.backend.context import weights_of
-from caffe2tf.backend.custom_layers import CaffeElementwise
+from caffe2tf.backend.layers import CaffeElementwise
 from caffe2tf.backend.registry import translator
 
 

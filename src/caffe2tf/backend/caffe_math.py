@@ -1,6 +1,6 @@
 """Build-time constants that reproduce Caffe's arithmetic exactly (pure NumPy).
 
-Used by :mod:`caffe2tf.backend.custom_layers`; every function here is a
+Used by :mod:`caffe2tf.backend.layers`; every function here is a
 fact about Caffe's C++ and has its own unit test.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ from caffe2tf.frontend.shapes import conv_geometry
 from caffe2tf.errors import ConversionError
 from caffe2tf.backend import layout
 from caffe2tf.backend.context import weights_of
-from caffe2tf.backend.custom_layers import CaffeGroupedDeconv2D
+from caffe2tf.backend.layers import CaffeGroupedDeconv2D
 from caffe2tf.backend.registry import translator
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 
 from caffe2tf.caffe_proto import caffe_pb2
-from caffe2tf.backend.custom_layers import CaffeWeightedSum
+from caffe2tf.backend.layers import CaffeWeightedSum
 from caffe2tf.backend.registry import translator
 
 EP = caffe_pb2.EltwiseParameter

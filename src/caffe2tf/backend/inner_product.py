@@ -8,7 +8,7 @@ import keras
 from caffe2tf.frontend.shapes import canonical_axis
 from caffe2tf.backend import layout
 from caffe2tf.backend.context import weights_of
-from caffe2tf.backend.custom_layers import CaffeReshape
+from caffe2tf.backend.layers import CaffeReshape
 from caffe2tf.backend.registry import translator
 from caffe2tf.backend.shape_ops import layouts_agree, reshape_as_caffe
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from caffe2tf.errors import ConversionError
-from caffe2tf.backend.custom_layers import CaffeInterp
+from caffe2tf.backend.layers import CaffeInterp
 from caffe2tf.backend.registry import translator
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import keras
 
 from caffe2tf.backend import layout
-from caffe2tf.backend.custom_layers import CaffeElementwise
+from caffe2tf.backend.layers import CaffeElementwise
 from caffe2tf.backend.registry import translator
 
 

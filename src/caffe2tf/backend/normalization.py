@@ -8,9 +8,9 @@ from caffe2tf.frontend.shapes import canonical_axis
 from caffe2tf.errors import ConversionError
 from caffe2tf.backend import layout
 from caffe2tf.backend.context import weights_of
-from caffe2tf.backend.custom_layers import CaffeAffine, CaffeBroadcastOp, CaffeLRN, CaffeMeanVarianceNorm
+from caffe2tf.backend.layers import CaffeAffine, CaffeBroadcastOp, CaffeLRN, CaffeMeanVarianceNorm
 from caffe2tf.backend.registry import translator
-from caffe2tf.backend.segnet_layers import CaffeBatchStatBN
+from caffe2tf.backend.layers.segnet import CaffeBatchStatBN
 
 f32 = np.float32
 

@@ -8,8 +8,8 @@ from caffe2tf.frontend.shapes import pool_geometry
 from caffe2tf.errors import ConversionError
 from caffe2tf.backend import caffe_math
 from caffe2tf.backend.conv import same_padding_matches
-from caffe2tf.backend.custom_layers import CaffePooling2D
-from caffe2tf.backend.unpooling_layers import CaffeMaxPoolWithMask
+from caffe2tf.backend.layers import CaffePooling2D
+from caffe2tf.backend.layers.unpooling import CaffeMaxPoolWithMask
 from caffe2tf.backend.registry import translator
 
 PP = caffe_pb2.PoolingParameter

@@ -4,7 +4,7 @@ from __future__ import annotations
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.frontend.shapes import canonical_axis
 from caffe2tf.backend import layout
-from caffe2tf.backend.custom_layers import CaffeArgMax, CaffeReduction
+from caffe2tf.backend.layers import CaffeArgMax, CaffeReduction
 from caffe2tf.backend.registry import translator
 from caffe2tf.backend.shape_ops import layouts_agree
 

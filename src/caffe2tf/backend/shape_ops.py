@@ -6,7 +6,7 @@ import keras
 from caffe2tf.frontend.shapes import canonical_axis
 from caffe2tf.errors import ConversionError
 from caffe2tf.backend import layout
-from caffe2tf.backend.custom_layers import CaffeReshape, CaffeSlice
+from caffe2tf.backend.layers import CaffeReshape, CaffeSlice
 from caffe2tf.backend.registry import translator
 
 

@@ -15,7 +15,7 @@ from caffe2tf.backend import layout
 from caffe2tf.backend.context import weights_of
 from caffe2tf.backend.prior_box import PriorBoxSpec, prior_boxes
 from caffe2tf.backend.registry import translator
-from caffe2tf.backend.ssd_layers import NO_THRESHOLD, CaffeConstant, CaffeDetectionOutput, CaffeNormalize
+from caffe2tf.backend.layers.ssd import NO_THRESHOLD, CaffeConstant, CaffeDetectionOutput, CaffeNormalize
 
 log = logging.getLogger(__name__)
 

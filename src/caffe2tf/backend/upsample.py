@@ -7,7 +7,7 @@ import keras
 
 from caffe2tf.errors import ConversionError
 from caffe2tf.backend.registry import translator
-from caffe2tf.backend.unpooling_layers import CaffeMaxUnpool
+from caffe2tf.backend.layers.unpooling import CaffeMaxUnpool
 
 READINGS = ("nearest", "unpool")
 

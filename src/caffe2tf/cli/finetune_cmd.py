@@ -115,7 +115,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     if strategy != "default":  # export plain (non-distributed) variables
         import keras
 
-        import caffe2tf.backend.custom_layers  # noqa: F401  (registers custom layers)
+        import caffe2tf.backend.layers  # noqa: F401  (registers custom layers)
 
         model = keras.models.load_model(result.model_path, compile=False)
     record = dict(src.record)

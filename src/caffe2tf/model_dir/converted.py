@@ -56,7 +56,7 @@ class ConvertedModel:
             raise ModelDirError("model.keras is missing", file=str(p))
         import keras
 
-        import caffe2tf.backend.custom_layers  # noqa: F401  (registers custom layers)
+        import caffe2tf.backend.layers  # noqa: F401  (registers custom layers)
 
         model = keras.models.load_model(keras_path, compile=False)
         return cls(path=p, record=record, model=model)

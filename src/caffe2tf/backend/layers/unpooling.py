@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-serializable = keras.saving.register_keras_serializable(package="caffe2tf")
+from caffe2tf.backend.layers._base import serializable
 _FLT_MAX = np.float32(np.finfo(np.float32).max)
 
 

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-serializable = keras.saving.register_keras_serializable(package="caffe2tf")
+from caffe2tf.backend.layers._base import serializable
 
 CODE_TYPES = ("corner", "center_size", "corner_size")
 #: -FLT_MAX: DetectionOutput's confidence threshold when the prototxt sets none.
