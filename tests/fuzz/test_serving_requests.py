@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz_helpers import fuzz_settings, time_limit
+from fuzz_helpers import fuzz_settings, tally, time_limit
 from hypothesis import event, given, note
 from hypothesis import strategies as st
 from PIL import Image
@@ -252,6 +252,7 @@ def test_predict_bodies(clients, data: st.DataObject) -> None:
     doc_back = check_answer(r)
     if r.status_code == 200:
         assert doc_back is not None and set(doc_back) <= {"predictions", "outputs"} and len(doc_back) == 1
+    tally("predict")
 
 
 # ---------------------------------------------------------------------------------- :segment
@@ -372,6 +373,7 @@ def test_segment_uploads(clients, data: st.DataObject) -> None:
     doc = check_answer(r)
     if r.status_code == 200 and doc is not None:
         assert {"width", "height", "classes"} <= set(doc), doc
+    tally("segment")
 
 
 # ---------------------------------------------------------------------------------- paths
@@ -389,3 +391,4 @@ def test_model_paths(clients, method: str, parts: list[str], body: bytes) -> Non
         event("router 405")
         return
     check_answer(r, page_ok=True)
+    tally("paths")
