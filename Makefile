@@ -35,10 +35,12 @@ test-fast: $(VENV)/.installed
 # The long fuzz hunt (>= 100,000 examples in all; CI runs the same fuzzers with small budgets):
 # reader mutations (caffemodel/prototxt bytes), generated nets through reader/passes/executor,
 # generated nets Keras vs executor, the service's request parsing. FUZZ_SCALE scales every
-# budget (0.1 for a quick look). Hypothesis statistics at the end give each fuzzer's count.
+# budget (0.1 for a quick look). Hypothesis statistics at the end give each fuzzer's count;
+# tests/.artifacts/fuzz/<fuzzer> holds the examples finished so far (for a run stopped early).
 FUZZ_SCALE ?= 1
 fuzz: $(VENV)/.installed
-	CAFFE2TF_FUZZ=long CAFFE2TF_FUZZ_SCALE=$(FUZZ_SCALE) \
+	mkdir -p tests/.artifacts/fuzz
+	CAFFE2TF_FUZZ_TALLY=tests/.artifacts/fuzz CAFFE2TF_FUZZ=long CAFFE2TF_FUZZ_SCALE=$(FUZZ_SCALE) \
 	CAFFE2TF_FUZZ_EXAMPLES=$$(python3 -c "print(int(25000 * $(FUZZ_SCALE)))") \
 	$(PY) -m pytest -q -p no:cacheprovider --hypothesis-show-statistics \
 	  tests/fuzz tests/frontend/test_bad_input.py::test_mutated_caffemodels_raise_only_caffe2tf_errors \

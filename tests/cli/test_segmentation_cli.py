@@ -130,12 +130,18 @@ def test_evaluate_on_ray_equals_local(local_ray, mini_model_dir, rooms, tmp_path
 
 
 def test_segment_on_ray_writes_the_local_files(local_ray, mini_model_dir, rooms, tmp_path):
-    images = sorted((rooms["val"] / "images").iterdir())[:3]
+    images = sorted((rooms["val"] / "images").iterdir())[:2]
+    odd = tmp_path / "odd.jpg"  # another size in the same Ray batch (variable-shaped tensors)
+    Image.open(images[0]).resize((301, 187)).save(odd)
+    images.append(odd)
     _run(["segment", mini_model_dir, *images, "-o", tmp_path / "local", "--classes", "indoor"])
     res = _run(["segment", mini_model_dir, *images, "-o", tmp_path / "ray", "--classes", "indoor", *RAY_POOL])
     assert "wrote 3 result(s)" in res.output and "engine ray" in res.output
     local_files = sorted(p.name for p in (tmp_path / "local").iterdir())
     assert local_files == sorted(p.name for p in (tmp_path / "ray").iterdir()) and len(local_files) == 12
+    summary = res.output[res.output.rindex("100%"):]  # after the progress bar (same stream in CliRunner)
+    where = [summary.find(f"{p.name}: ") for p in images]
+    assert -1 not in where and where == sorted(where), summary  # summary lines in input order
     for image in images:
         # the same SavedModel on the same machine in another process: the argmax labels agree
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "local" / f"{image.stem}_labels.png")),

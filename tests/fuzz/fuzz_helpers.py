@@ -36,3 +36,18 @@ def time_limit(seconds: int, what: str) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+_TALLY_DIR = os.environ.get("CAFFE2TF_FUZZ_TALLY")  # a folder: examples run so far, per fuzzer
+_tally: dict[str, int] = {}
+
+
+def tally(name: str) -> None:
+    """Count one finished example of ``name`` (written every 20 to ``$CAFFE2TF_FUZZ_TALLY/name``,
+    so a long hunt stopped at its deadline still says how many examples it ran)."""
+    if not _TALLY_DIR:
+        return
+    n = _tally[name] = _tally.get(name, 0) + 1
+    if n % 20 == 0:
+        with open(os.path.join(_TALLY_DIR, name), "w") as f:
+            f.write(f"{n}\n")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fuzz_helpers import fuzz_settings, time_limit
+from fuzz_helpers import fuzz_settings, tally, time_limit
 from hypothesis import Phase, event, given, note
 from hypothesis import strategies as st
 from netgen import GeneratedNet, nets
@@ -126,6 +126,7 @@ def _staged(gen: GeneratedNet, seed: int):
 @given(nets(), st.integers(0, 2**32 - 1))
 def test_generated_nets_read_fold_and_execute(gen: GeneratedNet, seed: int) -> None:
     _staged(gen, seed)
+    tally("executor")
 
 
 def keras_outputs(graph: Graph, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -159,6 +160,7 @@ def test_generated_nets_keras_agrees_with_executor(gen: GeneratedNet, seed: int)
             if not gen.touches_batch:
                 pytest.fail(f"Keras refused a net that keeps the batch axis apart ({what}): {msg}")
             event("keras refused a batch-axis net")
+            tally("keras")
             return
         event(f"keras built ({what})")
         if not s.finite:
@@ -167,3 +169,4 @@ def test_generated_nets_keras_agrees_with_executor(gen: GeneratedNet, seed: int)
             e = rel_err(got[v], ref[v])
             assert e <= TOL, (f"{what}: Keras output {graph.values[v].blob} differs from the executor by "
                               f"{e:.3g} of max|ref| (> {TOL}); shapes {got[v].shape} vs {ref[v].shape}")
+    tally("keras")

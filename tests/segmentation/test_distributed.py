@@ -125,6 +125,7 @@ def test_two_workers_match_single_process_and_resume_after_a_kill(single, data, 
     _wait(_two_workers(out, data), 150)  # restarted: both resume from the chief's checkpoint
     chief = json.loads((out / "result-0.json").read_text())
     other = json.loads((out / "result-1.json").read_text())
+    assert chief["plan"]["strategy"] == "MultiWorkerMirroredStrategy"
     assert chief["plan"]["replicas"] == 2 and chief["plan"]["workers"] == 2
     assert chief["plan"]["global_batch"] == 4 and chief["plan"]["per_replica_batch"] == 2
     assert chief["chief"] and not other["chief"]

@@ -102,6 +102,9 @@ def describe_strategy(strategy: tf.distribute.Strategy) -> dict:
     if resolver is not None and task_type is not None:
         spec = resolver.cluster_spec().as_dict()
         workers = sum(len(v) for k, v in spec.items() if k in ("chief", "worker"))
-    return {"strategy": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync),
+    name = type(strategy).__name__
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"  # the class behind it is CollectiveAllReduceStrategy
+    return {"strategy": name, "replicas": int(strategy.num_replicas_in_sync),
             "workers": workers, "task": f"{task_type}:{index}" if task_type else None,
             "chief": is_chief(strategy)}
