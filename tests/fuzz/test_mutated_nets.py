@@ -18,7 +18,7 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 from netgen import LAYER_TYPES, nets
 
-from caffe2tf.converter.reader import load_net
+from caffe2tf.frontend.reader import load_net
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.verification.reference import run_graph
 
