@@ -115,7 +115,7 @@ def task_convert(p: dict) -> dict:
                 sub[name + "_cpu"] = sub.get(name + "_cpu", 0.0) + time.process_time() - c0
         return wrapper
 
-    convert_mod._export_saved_model = timed_wrapper(convert_mod._export_saved_model, "saved_model")
+    convert_mod.export_saved_model = timed_wrapper(convert_mod.export_saved_model, "saved_model")
     keras.Model.save = timed_wrapper(keras.Model.save, "model_keras")
     gc.collect()
     rss_after_imports = C.rss_bytes()
@@ -149,7 +149,7 @@ def task_convert(p: dict) -> dict:
 def task_baseline(p: dict) -> dict:
     _import_stack(p["threads"])
     from caffe2tf.backend.build import build_keras_model
-    from caffe2tf.pipeline import _export_saved_model
+    from caffe2tf.model_dir.saved_model import export_saved_model
     from caffe2tf.passes import run_passes
     from caffe2tf.frontend.reader import load_net
     from caffe2tf.frontend.weights import read_caffemodel
@@ -167,7 +167,7 @@ def task_baseline(p: dict) -> dict:
     tmp = Path(tempfile.mkdtemp(dir=p["tmp"]))
     try:
         with C.timed(t, "save_saved_model", cpu):
-            _export_saved_model(model, tmp / "saved_model")
+            export_saved_model(model, tmp / "saved_model")
         with C.timed(t, "save_keras", cpu):
             model.save(tmp / "model.keras")
         with C.timed(t, "save_saved_model_lean", cpu):

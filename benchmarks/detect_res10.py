@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
         import keras
 
         import caffe2tf.backend.layers  # noqa: F401
-        from caffe2tf.model_dir.converted import read_record
+        from caffe2tf.model_dir.record import read_record
 
         model = keras.models.load_model(out_dir / "model.keras", compile=False)
         record = read_record(out_dir)

@@ -84,3 +84,7 @@ class RequestError(Caffe2TFError):
 
 class OverloadedError(Caffe2TFError):
     """The inference pool and its queue are full (the service answers 503)."""
+
+
+class ExportError(Caffe2TFError):
+    """The model cannot be exported as asked (one line naming the layer where known)."""

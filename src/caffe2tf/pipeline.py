@@ -1,17 +1,18 @@
-"""The conversion pipeline: read -> passes -> build Keras model -> save, atomically.
+"""The conversion pipeline: read -> passes -> build the Keras model (:func:`lower`),
+then save it as a model directory, atomically (:func:`convert`).
 
-``convert()`` writes into a temporary directory beside ``out_dir`` and renames it
-into place at the end, so ``out_dir`` is either complete or absent. It holds:
+:func:`lower` is the one path from Caffe files to a Keras model; ``convert`` and
+``diff`` both use it. ``convert()`` writes into a temporary directory beside
+``out_dir`` and renames it into place at the end, so ``out_dir`` is either complete
+or absent. It holds:
 
 * ``model.keras``       — the Keras model (custom layers reload with only
   :mod:`caffe2tf.backend.layers` imported);
 * ``saved_model/``      — a TensorFlow SavedModel with a ``serving_default`` signature;
-* ``conversion.json``   — what was converted how (see :func:`conversion_record`).
+* ``conversion.json``   — what was converted how (:mod:`caffe2tf.model_dir.record`).
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import shutil
@@ -20,27 +21,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, ContextManager, Iterator, Literal, Mapping, Sequence
 
-from caffe2tf import __version__
-from caffe2tf.ir import Graph
 from caffe2tf.errors import Caffe2TFError
+from caffe2tf.ir import Graph
+from caffe2tf.model_dir.record import Preprocessing, conversion_record, write_record
+from caffe2tf.model_dir.saved_model import export_saved_model
 
 log = logging.getLogger(__name__)
 
-CONVERSION_FORMAT = "caffe2tf-conversion/1"
-
-
-@dataclass
-class Preprocessing:
-    """How raw images become the net's input (recorded for `segment` and `serve`)."""
-
-    mean: tuple[float, ...] | None = None  # per channel, in the net's channel order
-    scale: float = 1.0
-    bgr: bool = True
-
-    def to_json(self) -> dict:
-        return {"mean": list(self.mean) if self.mean is not None else None, "scale": self.scale, "bgr": self.bgr}
+__all__ = ["ConversionResult", "Lowered", "OutputExistsError", "Preprocessing", "convert", "default_output_dir",
+           "lower"]
 
 
 @dataclass
@@ -51,6 +42,16 @@ class ConversionResult:
     graph: Graph | None = None
     model: object | None = None
     verification: object | None = None
+
+
+@dataclass
+class Lowered:
+    """What :func:`lower` made: the graph as read, the graph after the passes, and the
+    Keras model built from the latter (a :class:`~caffe2tf.backend.build.BuildResult`)."""
+
+    original: Graph
+    graph: Graph
+    build: Any
 
 
 class OutputExistsError(Caffe2TFError):
@@ -66,14 +67,6 @@ def default_output_dir(prototxt: str | os.PathLike, net_name: str) -> Path:
     return Path(prototxt).parent / f"{stem or Path(prototxt).stem}_tf"
 
 
-def _sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @contextmanager
 def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None] | None) -> Iterator[None]:
     if progress:
@@ -84,51 +77,44 @@ def _stage(timings: dict[str, float], name: str, progress: Callable[[str], None]
     log.info("%s: %.2f s", name, timings[name])
 
 
-def conversion_record(original: Graph, graph: Graph, build, *, input_layout: str, fold: bool,
-                      prototxt: str, caffemodel: str | None, preprocessing: Preprocessing | None) -> dict:
-    """The content of conversion.json: inputs, outputs, and for every Caffe layer
-    output the Keras tensor that holds it (``null`` where folding removed it)."""
-    v2t: Mapping[str, str] = build.value_to_tensor_name
-    folded_into = {f: n.name for n in graph.nodes for f in n.folded}
-    surviving = {n.name for n in graph.nodes}
-    layers = []
-    for node in original.nodes:
-        layers.append({
-            "name": node.name, "type": node.type,
-            "bottoms": [original.values[v].blob for v in node.inputs],
-            "tops": [original.values[v].blob for v in node.outputs],
-            "values": list(node.outputs),
-            "shapes": [list(original.values[v].shape or ()) for v in node.outputs],
-            "keras_tensors": [v2t.get(v) for v in node.outputs],
-            "keras_layers": list(build.keras_layer_for_node.get(node.name, [])) if node.name in surviving else [],
-            "folded_into": folded_into.get(node.name),
-        })
+@contextmanager
+def _untimed(name: str) -> Iterator[None]:
+    yield
 
-    def io(values: Sequence[str], layout: str) -> list[dict]:
-        out = []
-        for v in values:
-            shape = list(original.values[v].shape or ())
-            keras_shape = [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 and layout == "nhwc" else shape
-            out.append({"blob": original.values[v].blob, "value": v, "caffe_shape": shape,
-                        "keras_shape": keras_shape, "keras_name": v2t.get(v)})
-        return out
 
-    return {
-        "format": CONVERSION_FORMAT,
-        "caffe2tf_version": __version__,
-        "name": original.name,
-        "source": {"prototxt": str(prototxt), "caffemodel": str(caffemodel) if caffemodel else None,
-                   "caffemodel_sha256": _sha256(caffemodel) if caffemodel else None},
-        "input_layout": input_layout,
-        "tensor_layout": "rank-4 tensors are NHWC inside the model; other ranks keep Caffe's axis order",
-        "folded": fold,
-        "folds": {n.name: list(n.folded) for n in graph.nodes if n.folded},
-        "inputs": io(original.inputs, input_layout),
-        "outputs": io(original.outputs, "nhwc"),  # --input-layout changes only the inputs
-        "keras_outputs": list(getattr(build.model, "output_names", []) or []),
-        "preprocessing": preprocessing.to_json() if preprocessing else None,
-        "layers": layers,
-    }
+def lower(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None, fold: bool = True, *,
+          input_shapes: Mapping[str, Sequence[int]] | None = None, allow_unknown_fields: bool = False,
+          input_layout: str = "nhwc", outputs: Literal["graph", "all"] = "graph", original: Graph | None = None,
+          stage: Callable[[str], ContextManager] = _untimed, after_read: Callable[[Graph], None] | None = None
+          ) -> Lowered:
+    """Caffe files -> IR -> passes -> Keras model.
+
+    Args:
+        fold: run the BN/Scale folding passes (see :func:`caffe2tf.passes.run_passes`).
+        outputs: ``"graph"`` (the net's outputs) or ``"all"`` (every layer output, for ``diff``).
+        original: the graph already read from these files (``diff`` reads first to learn the
+            input shapes); ``None`` reads it.
+        stage: a context manager per stage name (``read``, ``fold``, ``build``), for timing.
+        after_read: called with the graph as read, before the passes.
+    Raises:
+        Caffe2TFError: bad input; :class:`~caffe2tf.errors.UnsupportedLayerError` lists every
+        unsupported type at once (checked once, by the builder, before any layer is built).
+    """
+    from caffe2tf.backend.build import build_keras_model
+    from caffe2tf.frontend.reader import load_net
+    from caffe2tf.passes import run_passes
+
+    if original is None:
+        with stage("read"):
+            original = load_net(prototxt, caffemodel, input_shapes=input_shapes,
+                                allow_unknown_fields=allow_unknown_fields)
+    if after_read is not None:
+        after_read(original)
+    with stage("fold"):
+        graph = run_passes(original, fold=fold)
+    with stage("build"):
+        build = build_keras_model(graph, input_layout=input_layout, outputs=outputs)
+    return Lowered(original, graph, build)
 
 
 def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
@@ -141,8 +127,6 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
             verify: Callable[[Graph, Graph, Path], object] | None = None) -> ConversionResult:
     """Convert a Caffe net to ``out_dir`` (see module docstring; ``None``: the
     :func:`default_output_dir`). Raises Caffe2TFError on bad input."""
-    from caffe2tf.passes import run_passes
-    from caffe2tf.frontend.reader import load_net
 
     def refuse_existing(out: Path) -> None:
         if out.exists() and not force:
@@ -153,21 +137,23 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
         refuse_existing(out)  # before any work when the user named it
     timings: dict[str, float] = {}
     with _stage(timings, "init", progress):  # importing TensorFlow/Keras, timed on its own
-        from caffe2tf.backend.build import build_keras_model
+        import caffe2tf.backend.build  # noqa: F401
         from caffe2tf.backend import registry
 
         for plugin in plugins:  # before reading: a plug-in may register shape rules too
             registry.load_plugin(plugin)
-    with _stage(timings, "read", progress):
-        original = load_net(prototxt, caffemodel, input_shapes=input_shapes, allow_unknown_fields=allow_unknown_fields)
-    if out is None:
-        out = default_output_dir(prototxt, original.name)
-        refuse_existing(out)
-    with _stage(timings, "fold", progress):
-        graph = run_passes(original, fold=fold)
-    with _stage(timings, "build", progress):
-        registry.check_supported(graph)
-        build = build_keras_model(graph, input_layout=input_layout, outputs="graph")
+
+    def named_output(original: Graph) -> None:
+        nonlocal out
+        if out is None:
+            out = default_output_dir(prototxt, original.name)
+            refuse_existing(out)
+
+    lowered = lower(prototxt, caffemodel, fold, input_shapes=input_shapes, allow_unknown_fields=allow_unknown_fields,
+                    input_layout=input_layout, stage=lambda name: _stage(timings, name, progress),
+                    after_read=named_output)
+    original, graph, build = lowered.original, lowered.graph, lowered.build
+    assert out is not None
     record = conversion_record(original, graph, build, input_layout=input_layout, fold=fold,
                                prototxt=str(prototxt), caffemodel=str(caffemodel) if caffemodel else None,
                                preprocessing=preprocessing)
@@ -179,13 +165,13 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
         with _stage(timings, "save", progress):
             build.model.save(tmp / "model.keras")
             if save_saved_model:
-                _export_saved_model(build.model, tmp / "saved_model")
+                export_saved_model(build.model, tmp / "saved_model")
         result = ConversionResult(out_dir=out, record=record, timings=timings, graph=graph, model=build.model)
         if verify is not None:
             with _stage(timings, "verify", progress):
                 result.verification = verify(original, graph, tmp)
         record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
-        (tmp / "conversion.json").write_text(json.dumps(record, indent=1))
+        write_record(tmp, record)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -193,12 +179,3 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return result
-
-
-def _export_saved_model(model, path: Path) -> None:
-    """SavedModel with a `serving_default` signature (Keras 3 `export`)."""
-    import contextlib
-    import io
-
-    with contextlib.redirect_stdout(io.StringIO()):  # Keras prints a summary of the endpoint
-        model.export(str(path), format="tf_saved_model", verbose=False)

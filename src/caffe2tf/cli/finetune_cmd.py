@@ -1,7 +1,6 @@
 """`caffe2tf finetune`: train a converted segmentation model further on image/label pairs."""
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -60,8 +59,9 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
-    from caffe2tf.pipeline import _export_saved_model
     from caffe2tf.model_dir.converted import ConvertedModel
+    from caffe2tf.model_dir.record import read_record, write_record
+    from caffe2tf.model_dir.saved_model import export_saved_model
     from caffe2tf.segmentation.finetune import finetune as run_finetune
     from caffe2tf.segmentation.setup import preprocessing_from_record
 
@@ -74,8 +74,6 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
         pairs = read_manifest(manifest, split)
     elif not (images and labels):
         raise click.UsageError("give --images and --labels, or --manifest")
-    from caffe2tf.model_dir.converted import read_record
-
     record_only = read_record(Path(model_dir))
     if strategy == "default":
         src = ConvertedModel.load(model_dir)
@@ -127,7 +125,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     saved = out / "saved_model"
     if saved.exists():
         shutil.rmtree(saved)
-    _export_saved_model(model, saved)
-    (out / "conversion.json").write_text(json.dumps(record, indent=1))
+    export_saved_model(model, saved)
+    write_record(out, record)
     click.echo(f"fine-tuned {result.start_step} -> {result.final_step} steps in {result.seconds:.1f}s"
                + (f", last loss {result.losses[-1]:.4f}" if result.losses else "") + f" -> {out}")

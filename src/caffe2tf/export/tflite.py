@@ -28,12 +28,9 @@ Keras layer and the TensorFlow op instead of TensorFlow's converter dump.
 from __future__ import annotations
 
 import datetime
-import json
 import logging
 import os
-import re
 import statistics
-import tempfile
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -43,17 +40,16 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from caffe2tf import __version__
-from caffe2tf.errors import Caffe2TFError
+from caffe2tf.errors import ExportError
+from caffe2tf.export.calibration import feeds_from_images, images_from_dir, is_image_input, read_images, synthetic_images
+from caffe2tf.export.interpreter import TFLiteRunner, op_counts
+from caffe2tf.export.unsupported import describe_unsupported
+from caffe2tf.model_dir.record import update_record, write_atomic
 
 log = logging.getLogger(__name__)
 
 QUANTIZE_MODES = ("none", "float16", "dynamic", "int8")
 WHOLE_NETWORK_TOLERANCE = 2e-4
-_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
-
-
-class ExportError(Caffe2TFError):
-    """The model cannot be exported as asked (one line naming the layer where known)."""
 
 
 @dataclass
@@ -124,28 +120,6 @@ class TFLiteReport:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same directory and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def update_record(model_dir: Path, key: str, entry: dict) -> None:
-    """Set ``conversion.json``'s ``exports.tflite[key] = entry``, atomically."""
-    rec_path = model_dir / "conversion.json"
-    record = json.loads(rec_path.read_text())
-    record.setdefault("exports", {}).setdefault("tflite", {})[key] = entry
-    write_atomic(rec_path, (json.dumps(record, indent=1) + "\n").encode())
-
-
 def _dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -160,184 +134,10 @@ def relative_error(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
     return diff, diff / max(float(np.max(np.abs(ref))) if ref.size else 0.0, 1e-6)
 
 
-def _interpreter(model_content: bytes, threads: int | None = None):  # noqa: ANN202
-    """The TFLite interpreter: LiteRT's when installed, else TensorFlow's (deprecated alias)."""
-    threads = threads or os.cpu_count() or 1
-    try:
-        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
-    except ImportError:
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter  # noqa: N806
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # TF's "tf.lite.Interpreter is deprecated" notice
-        interp = Interpreter(model_content=model_content, num_threads=threads)
-    return interp
-
-
-class TFLiteRunner:
-    """Runs a ``.tflite`` model through its ``serving_default`` signature."""
-
-    def __init__(self, model_content: bytes, threads: int | None = None) -> None:
-        self.interpreter = _interpreter(model_content, threads)
-        sigs = self.interpreter.get_signature_list()
-        self.signature = "serving_default" if "serving_default" in sigs else next(iter(sigs))
-        self.runner = self.interpreter.get_signature_runner(self.signature)
-        self.input_names = list(sigs[self.signature]["inputs"])
-        self.output_names = list(sigs[self.signature]["outputs"])
-
-    def __call__(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        out = self.runner(**{k: np.ascontiguousarray(v) for k, v in feeds.items()})
-        return {k: np.asarray(v) for k, v in out.items()}
-
-
-
-def op_counts(model_content: bytes) -> dict[str, int]:
-    """How often each TFLite op occurs in the model (before any delegate takes ops over)."""
-    import tensorflow as tf
-
-    counts: dict[str, int] = {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            interp = tf.lite.Interpreter(
-                model_content=model_content,
-                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-        for op in interp._get_ops_details():  # noqa: SLF001 - the only op listing the interpreter has
-            counts[op["op_name"]] = counts.get(op["op_name"], 0) + 1
-    except Exception as exc:  # noqa: BLE001 - a nicety
-        log.debug("could not list TFLite ops: %s", exc)
-        return {}
-    return dict(sorted(counts.items()))
-
-
-# -- inputs for the check and for calibration ------------------------------------------------------
-def _is_image_input(shape: Sequence[int | None], nchw: bool) -> bool:
-    if len(shape) != 4:
-        return False
-    c = shape[1] if nchw else shape[3]
-    h, w = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
-    return c == 3 and h is not None and w is not None
-
-
-def _image_to_input(image: np.ndarray, shape: Sequence[int | None], nchw: bool, pre) -> np.ndarray:  # noqa: ANN001
-    from caffe2tf.segmentation.preprocess import resize_image
-
-    h, w = (shape[2], shape[3]) if nchw else (shape[1], shape[2])
-    x = pre.to_net_input(resize_image(image, (int(h), int(w))))[None]
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if nchw else x, dtype=np.float32)
-
-
-def _feeds_from_images(images: Iterable[np.ndarray], inputs: dict, record: dict, seed: int) -> Iterator[dict]:
-    from caffe2tf.segmentation.setup import preprocessing_from_record
-
-    nchw = record.get("input_layout") == "nchw"
-    pre = preprocessing_from_record(record)
-    rng = np.random.default_rng(seed)
-    for image in images:
-        feeds = {}
-        for name, info in inputs.items():
-            shape = [1] + [d if d is not None else 1 for d in info.shape[1:]]
-            if _is_image_input(info.shape, nchw):
-                feeds[name] = _image_to_input(image, info.shape, nchw, pre)
-            else:
-                feeds[name] = rng.standard_normal(shape).astype(np.float32)
-        yield feeds
-
-
-def synthetic_images(n: int, size: tuple[int, int], seed: int = 0) -> Iterator[np.ndarray]:
-    from caffe2tf.segmentation.synthetic import synthetic_room
-
-    for i in range(n):
-        yield synthetic_room(size, seed=seed + i)[0]
-
-
-def images_from_dir(folder: Path, limit: int) -> list[Path]:
-    if not folder.is_dir():
-        raise ExportError("calibration image folder does not exist", file=str(folder))
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES)
-    if not files:
-        raise ExportError(f"no images ({', '.join(_IMAGE_SUFFIXES)}) in the calibration folder", file=str(folder))
-    return files[:limit]
-
-
-def _read_images(files: Sequence[Path]) -> Iterator[np.ndarray]:
-    from PIL import Image
-
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                yield np.asarray(im.convert("RGB"))
-        except Exception as exc:  # noqa: BLE001 - say which file
-            raise ExportError(f"cannot read calibration image: {exc}", file=str(p)) from None
-
-
-# -- unsupported ops -------------------------------------------------------------------------------
-def _keras_to_caffe(record: dict) -> dict[str, tuple[str, str]]:
-    """Keras layer name -> (Caffe layer name, Caffe type) from conversion.json."""
-    out: dict[str, tuple[str, str]] = {}
-    for layer in record.get("layers", []) or []:
-        for k in layer.get("keras_layers", []) or []:
-            out.setdefault(k, (layer.get("name", "?"), layer.get("type", "?")))
-    return out
-
-
-def _layer_of(path: str, known: dict[str, tuple[str, str]]) -> str | None:
-    """The Keras layer a TF node path (``functional_1/conv5_1/Erf@...``) belongs to."""
-    parts = path.split("@")[0].split("/")
-    for part in parts:
-        if part in known:
-            return part
-    for part in parts:  # Keras re-traces under uniquified scopes: "conv5" -> "conv5_1"
-        base = re.sub(r"_\d+$", "", part)
-        if base in known:
-            return base
-    return parts[1] if len(parts) > 2 else None
-
-
-def describe_unsupported(exc: Exception, record: dict, select_tf_ops: bool) -> str | None:
-    """A one-line account of the ops the converter refused, per layer; None if not that kind."""
-    errors = getattr(exc, "errors", None) or []
-    known = _keras_to_caffe(record)
-    per_layer: dict[str, dict] = {}
-    for err in errors:
-        op = getattr(getattr(err, "operator", None), "name", "") or ""
-        code = int(getattr(err, "error_code", 0) or 0)
-        if not op or code not in (1, 2):  # ERROR_NEEDS_FLEX_OPS, ERROR_NEEDS_CUSTOM_OPS
-            continue
-        names = [c.name for c in getattr(getattr(err, "location", None), "call", [])] or \
-                [getattr(getattr(err, "location", None), "name", "")]
-        keras_layer = None
-        for n in names:
-            keras_layer = _layer_of(n, known)
-            if keras_layer:
-                break
-        key = keras_layer or "?"
-        entry = per_layer.setdefault(key, {"ops": [], "custom": False})
-        tf_op = op[3:] if op.startswith("tf.") else op
-        if tf_op not in entry["ops"]:
-            entry["ops"].append(tf_op)
-        entry["custom"] |= code == 2
-    if not per_layer:
-        return None
-    parts = []
-    for keras_layer, entry in per_layer.items():
-        caffe = known.get(keras_layer)
-        who = (f"layer '{caffe[0]}' ({caffe[1]}, Keras layer '{keras_layer}')" if caffe
-               else f"Keras layer '{keras_layer}'")
-        ops = ", ".join(entry["ops"])
-        if entry["custom"]:
-            why = (f"uses TensorFlow op(s) {ops} that are neither TFLite builtins nor in TFLite's Select TF ops "
-                   f"set, so no TFLite runtime can run them")
-        else:
-            why = f"uses TensorFlow op(s) {ops} that are not TFLite builtin ops"
-        parts.append(f"{who} {why}")
-    any_flex_only = any(not e["custom"] for e in per_layer.values())
-    hint = ""
-    if any_flex_only and not select_tf_ops:
-        hint = ("; rerun with --select-tf-ops to keep them as TensorFlow ops (the app then needs TFLite's "
-                "Flex delegate)")
-    return "cannot export to TFLite: " + "; ".join(parts) + hint
+def _record_export(model_dir: Path, key: str, entry: dict) -> None:
+    """Set ``conversion.json``'s ``exports.tflite[key] = entry``, atomically."""
+    update_record(model_dir, lambda record: record.setdefault("exports", {}).setdefault("tflite", {})
+                  .__setitem__(key, entry))
 
 
 # -- the export ------------------------------------------------------------------------------------
@@ -389,11 +189,11 @@ def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif quantize == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        image_inputs = [i for i in sig.inputs.values() if _is_image_input(i.shape, nchw)]
+        image_inputs = [i for i in sig.inputs.values() if is_image_input(i.shape, nchw)]
         if calibration_images is not None:
             files = images_from_dir(Path(calibration_images), calibration_count)
             calibration = {"images": len(files), "source": f"{calibration_images}"}
-            images: Callable[[], Iterable[np.ndarray]] = lambda: _read_images(files)  # noqa: E731
+            images: Callable[[], Iterable[np.ndarray]] = lambda: read_images(files)  # noqa: E731
         else:
             n = min(calibration_count, 16)
             size = (256, 256)
@@ -406,7 +206,7 @@ def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
             images = lambda: synthetic_images(n, size, seed=1000 + seed)  # noqa: E731
 
         def representative() -> Iterator[dict]:
-            yield from _feeds_from_images(images(), sig.inputs, record, seed)
+            yield from feeds_from_images(images(), sig.inputs, record, seed)
 
         converter.representative_dataset = representative
     t0 = time.perf_counter()
@@ -425,8 +225,8 @@ def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
 
     # -- check against the SavedModel on the same input
     size = _check_size(sig.inputs, nchw)
-    feeds = next(_feeds_from_images(list(synthetic_images(1, size, seed=seed)), sig.inputs, record, seed))
-    has_image = any(_is_image_input(i.shape, nchw) for i in sig.inputs.values())
+    feeds = next(feeds_from_images(list(synthetic_images(1, size, seed=seed)), sig.inputs, record, seed))
+    has_image = any(is_image_input(i.shape, nchw) for i in sig.inputs.values())
     check_input = (f"a synthetic room photo ({size[0]}x{size[1]}, preprocessed)" if has_image
                    else "a standard-normal random input")
     max_abs: float | None = None
@@ -480,15 +280,15 @@ def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
                           calibration=calibration, convert_s=round(convert_s, 3), per_output=per_output,
                           note=note)
     if out_path.parent.resolve() == p.resolve():
-        update_record(p, out_path.name, report.to_json())
+        _record_export(p, out_path.name, report.to_json())
     else:
-        update_record(p, str(out_path.resolve()), report.to_json())
+        _record_export(p, str(out_path.resolve()), report.to_json())
     return report
 
 
 def _check_size(inputs: dict, nchw: bool) -> tuple[int, int]:
     for info in inputs.values():
-        if _is_image_input(info.shape, nchw):
+        if is_image_input(info.shape, nchw):
             s = info.shape
             return (int(s[2]), int(s[3])) if nchw else (int(s[1]), int(s[2]))
     return (64, 64)

@@ -1,7 +1,9 @@
-"""Loading what `caffe2tf convert` wrote (``OUT/``) for `segment`, `evaluate`, `serve`, `export`."""
+"""Loading a converted model directory's ``model.keras`` with its record (``finetune``, benchmarks).
+
+The SavedModel side (``serve``, ``segment``, ``evaluate``, ``detect``, ``export``) is
+:mod:`caffe2tf.model_dir.served`."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -9,30 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from caffe2tf.errors import Caffe2TFError
+from caffe2tf.model_dir.record import ModelDirError, read_record
 
 log = logging.getLogger(__name__)
-
-
-class ModelDirError(Caffe2TFError):
-    pass
-
-
-def read_record(p: Path) -> dict:
-    """``p/conversion.json``, checked to be a caffe2tf conversion record (else ModelDirError)."""
-    rec_path = p / "conversion.json"
-    if not p.is_dir():
-        raise ModelDirError("no such directory", file=str(p))
-    if not rec_path.is_file():
-        raise ModelDirError("not a converted model directory (no conversion.json); make one with "
-                            "`caffe2tf convert`", file=str(p))
-    try:
-        record = json.loads(rec_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ModelDirError(f"conversion.json is unreadable: {exc}", file=str(rec_path)) from None
-    if not isinstance(record, dict) or not str(record.get("format", "")).startswith("caffe2tf-conversion/"):
-        raise ModelDirError("conversion.json is not a caffe2tf conversion record", file=str(rec_path))
-    return record
 
 
 @dataclass

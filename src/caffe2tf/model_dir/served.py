@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from caffe2tf.model_dir.converted import ModelDirError, read_record
+from caffe2tf.model_dir.record import ModelDirError, read_record
 from caffe2tf.errors import Caffe2TFError
 
 log = logging.getLogger(__name__)

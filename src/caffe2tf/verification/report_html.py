@@ -1,4 +1,4 @@
-"""A :class:`~caffe2tf.verification.diff.DiffReport` as one self-contained HTML page.
+"""A :class:`~caffe2tf.verification.report.DiffReport` as one self-contained HTML page.
 
 The page needs no network: CSS and JavaScript are inline and the plot is an
 inline SVG drawn here — relative error per layer output along the network depth
@@ -14,7 +14,7 @@ import math
 import re
 from pathlib import Path
 
-from caffe2tf.verification.diff import DiffReport, LayerDiff, fmt_err
+from caffe2tf.verification.report import DiffReport, LayerDiff, fmt_err
 from caffe2tf.verification.report_terminal import rule_text
 
 __all__ = ["render_html", "write_html", "error_plot_svg"]

@@ -1,4 +1,4 @@
-"""A :class:`~caffe2tf.verification.diff.DiffReport` as a coloured terminal table.
+"""A :class:`~caffe2tf.verification.report.DiffReport` as a coloured terminal table.
 
 Verdict first, then what was compared with what, one row per layer output, and
 the verdict again at the bottom (long tables scroll it away). Readable on 80
@@ -13,7 +13,7 @@ from collections import Counter
 
 import click
 
-from caffe2tf.verification.diff import (
+from caffe2tf.verification.report import (
     AMPLIFICATION, DEFAULT_AMPLIFICATION, ROUNDING_FLOOR, DiffReport, LayerDiff, fmt_err)
 
 __all__ = ["render_terminal", "verdict_line", "rule_text"]
