@@ -18,9 +18,11 @@ def plugin_file(tmp_path):
     path.write_text(code)
     yield path
     from caffe2tf.frontend import shapes
+    from caffe2tf.verification.reference.registry import KERNELS
     for t in ("Mish", "ScaledTanH"):
         registry.unregister(t)
-        shapes._RULES.pop(t, None)  # the shape registry has no public unregister
+        shapes.SHAPE_RULES.unregister(t)
+        KERNELS.unregister(t)
 
 
 def test_doc_plugin_converts_custom_layers(plugin_file, graph_of, run_keras):
@@ -32,6 +34,22 @@ def test_doc_plugin_converts_custom_layers(plugin_file, graph_of, run_keras):
     g = graph_of('type: "ScaledTanH"', [x.shape], weights=[np.array([2.5], np.float32)])
     y = run_keras(build_keras_model(g, outputs="all"), g, [x])["out"]
     np.testing.assert_allclose(y, 2.5 * np.tanh(x), rtol=1e-6, atol=1e-6)
+
+
+def test_doc_plugin_registers_shape_rule_translator_and_kernel_from_one_file(plugin_file, graph_of, run_keras):
+    from caffe2tf.frontend import shapes
+    from caffe2tf.verification.reference import get_kernel, run_graph
+    from caffe2tf.verification.reference.registry import KERNELS
+
+    registry.load_plugin(plugin_file)
+    assert shapes.SHAPE_RULES.is_user("Mish") and registry.TRANSLATORS.is_user("Mish") and KERNELS.is_user("Mish")
+    assert get_kernel("Mish") is not None and get_kernel("ScaledTanH") is None  # the kernel is optional
+    x = np.random.default_rng(1).standard_normal((1, 2, 3, 3)).astype(np.float32)
+    g = graph_of('type: "Mish"', [x.shape], weights=[])
+    keras_y = run_keras(build_keras_model(g, outputs="all"), g, [x])["out"]
+    ref_y = run_graph(g, {"in0": x})["out"]
+    # two float32 evaluations of x*tanh(softplus(x)) (TF's ops vs NumPy in float64 rounded): a few ulps
+    np.testing.assert_allclose(keras_y, ref_y, rtol=1e-5, atol=1e-6)
 
 
 def test_unregistered_types_are_refused_with_plugin_hint(graph_of):

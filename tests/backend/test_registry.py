@@ -17,10 +17,9 @@ REQUIRED = ["Input", "Convolution", "Deconvolution", "InnerProduct", "Pooling", 
 
 @pytest.fixture(autouse=True)
 def _clean_user_translators():
-    before = dict(registry._user)
+    before = registry.TRANSLATORS.users()
     yield
-    registry._user.clear()
-    registry._user.update(before)
+    registry.TRANSLATORS.restore_users(before)
 
 
 def test_every_required_type_is_supported():

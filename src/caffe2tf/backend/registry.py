@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 
 from caffe2tf.ir import Graph
 from caffe2tf.errors import Caffe2TFError, UnsupportedLayerError
+from caffe2tf.registry import RegistrationError, Registry
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +51,9 @@ BUILTIN_MODULES: tuple[str, ...] = (
     "caffe2tf.backend.upsample",
 )
 
-_builtin: dict[str, Translator] = {}
-_user: dict[str, Translator] = {}
-_builtins_loaded = False
-
-
-class RegistrationError(Caffe2TFError):
-    """A translator was registered twice for one type without ``override=True``."""
+#: Every translator: the built-ins (defined in :data:`BUILTIN_MODULES`) apart from user ones.
+TRANSLATORS: Registry[Translator] = Registry("translator", builtin_modules=BUILTIN_MODULES,
+                                             is_builtin=lambda fn: getattr(fn, "__module__", None) in BUILTIN_MODULES)
 
 
 def translator(*types: str, override: bool = False) -> Callable[[Translator], Translator]:
@@ -66,68 +63,35 @@ def translator(*types: str, override: bool = False) -> Callable[[Translator], Tr
     user translator. Registering a type twice raises :class:`RegistrationError`
     unless ``override=True`` (a user translator may then replace a built-in one).
     """
-    if not types or not all(isinstance(t, str) and t for t in types):
-        raise ValueError(f"translator() needs Caffe type names, got {types!r}")
-
-    def register(fn: Translator) -> Translator:
-        builtin = getattr(fn, "__module__", None) in BUILTIN_MODULES
-        if not builtin:
-            load_builtins()
-        table = _builtin if builtin else _user
-        for t in types:
-            taken = t in table or (not builtin and t in _builtin)
-            if taken and not override:
-                where = getattr(table.get(t) or _builtin.get(t), "__module__", "?")
-                raise RegistrationError(
-                    f"a translator for Caffe type '{t}' is already registered (by {where}); "
-                    "pass override=True to replace it")
-            table[t] = fn
-        return fn
-
-    return register
+    return TRANSLATORS.decorator(*types, override=override)
 
 
 def load_builtins() -> None:
     """Import the built-in translator modules (once)."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
-    _builtins_loaded = True  # set first: the modules' own registrations must not recurse
-    try:
-        for name in BUILTIN_MODULES:
-            importlib.import_module(name)
-    except BaseException:
-        _builtins_loaded = False
-        raise
+    TRANSLATORS.load_builtins()
 
 
 def get_translator(layer_type: str) -> Translator:
     """The translator of ``layer_type`` (a user one first); ``KeyError`` if none."""
-    load_builtins()
-    if layer_type in _user:
-        return _user[layer_type]
-    return _builtin[layer_type]
+    return TRANSLATORS[layer_type]
 
 
 def is_supported(layer_type: str) -> bool:
-    load_builtins()
-    return layer_type in _user or layer_type in _builtin
+    return layer_type in TRANSLATORS
 
 
 def supported_types(*, include_user: bool = True) -> list[str]:
     """Sorted Caffe types with a translator (for docs and ``--help``)."""
-    load_builtins()
-    return sorted(set(_builtin) | (set(_user) if include_user else set()))
+    return TRANSLATORS.types(include_user=include_user)
 
 
 def builtin_translators() -> dict[str, Translator]:
-    load_builtins()
-    return dict(_builtin)
+    return TRANSLATORS.builtins()
 
 
 def unregister(layer_type: str) -> None:
     """Remove a user translator (tests and plug-in reloading)."""
-    _user.pop(layer_type, None)
+    TRANSLATORS.unregister(layer_type)
 
 
 def check_supported(graph: Graph) -> None:
@@ -156,7 +120,7 @@ def load_plugin(path: str | Path) -> list[str]:
     if not p.is_file() or p.suffix != ".py":
         raise Caffe2TFError(f"plug-in '{p}' is not a .py file", file=str(p))
     load_builtins()
-    before = dict(_user)
+    before = TRANSLATORS.users()
     mod_name = f"caffe2tf_plugin_{abs(hash(str(p.resolve())))}_{p.stem}"
     spec = importlib.util.spec_from_file_location(mod_name, p)
     if spec is None or spec.loader is None:
@@ -171,7 +135,7 @@ def load_plugin(path: str | Path) -> list[str]:
     except Exception as exc:  # the user's code: report it as bad input
         sys.modules.pop(mod_name, None)
         raise Caffe2TFError(f"plug-in '{p}' failed to import: {type(exc).__name__}: {exc}", file=str(p)) from exc
-    added = sorted(t for t, fn in _user.items() if before.get(t) is not fn)
+    added = sorted(t for t, fn in TRANSLATORS.users().items() if before.get(t) is not fn)
     if not added:
         log.warning("plug-in %s registered no translator", p)
     return added
@@ -189,7 +153,7 @@ def describe(layer_type: str) -> dict[str, Any]:
     fn = get_translator(layer_type)
     doc = (fn.__doc__ or "").strip().splitlines()
     return {"type": layer_type, "module": fn.__module__, "function": fn.__name__,
-            "summary": doc[0] if doc else "", "user": layer_type in _user}
+            "summary": doc[0] if doc else "", "user": TRANSLATORS.is_user(layer_type)}
 
 
 def builtin_types_declared() -> set[str]:

@@ -42,7 +42,7 @@ InnerProduct, Pooling), ``elementwise`` (same-shape layers and their per-channel
 blobs), ``tensor_ops`` (Concat, Slice, Reshape, Permute, Tile, ...), ``resize``
 (Interp, Upsample), ``detection`` (PriorBox, DetectionOutput).
 """
-from caffe2tf.frontend.shapes._core import (_READING_RULES, _RULES, MAX_ELEMENTS, ReadingRule, Rule, Shape,
+from caffe2tf.frontend.shapes._core import (MAX_ELEMENTS, READING_RULES, SHAPE_RULES, ReadingRule, Rule, Shape,
                                              ShapeResult, canonical_axis, has_rule, has_unknown_dim, infer,
                                              reading_rule, rule)
 from caffe2tf.frontend.shapes.linear_pool import ConvGeometry, PoolGeometry, conv_geometry, pool_geometry
@@ -51,7 +51,7 @@ from caffe2tf.frontend.shapes import tensor_ops as _tensor_ops  # noqa: F401
 from caffe2tf.frontend.shapes.resize import interp_size, nearest_scale, unpool_size
 from caffe2tf.frontend.shapes.detection import num_priors, prior_aspect_ratios
 
-__all__ = ["MAX_ELEMENTS", "ConvGeometry", "PoolGeometry", "ReadingRule", "Rule", "Shape", "ShapeResult",
+__all__ = ["MAX_ELEMENTS", "READING_RULES", "SHAPE_RULES", "ConvGeometry", "PoolGeometry", "ReadingRule", "Rule", "Shape", "ShapeResult",
            "canonical_axis", "conv_geometry", "has_rule", "has_unknown_dim", "infer", "interp_size",
            "nearest_scale", "num_priors", "pool_geometry", "prior_aspect_ratios", "reading_rule", "rule",
            "unpool_size"]

@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.errors import ShapeError
+from caffe2tf.registry import Registry
 
 # A dimension is ``None`` only where Caffe's own size depends on the data
 # (DetectionOutput's number of rows); every other dimension is a positive int.
@@ -22,38 +23,33 @@ class ShapeResult:
 
 Rule = Callable[[caffe_pb2.LayerParameter, list[Shape]], ShapeResult]
 ReadingRule = Callable[[caffe_pb2.LayerParameter, list[Shape], str], ShapeResult]
-_RULES: dict[str, Rule] = {}
-_READING_RULES: dict[str, ReadingRule] = {}
+#: Shape rules by Caffe type; built-ins (defined in caffe2tf) apart from a plug-in's.
+SHAPE_RULES: Registry[Rule] = Registry("shape rule")
+#: Rules of the type names forks give different meanings, taking the reading too.
+READING_RULES: Registry[ReadingRule] = Registry("reading shape rule")
 
 
-def rule(*types: str) -> Callable[[Rule], Rule]:
-    """Register ``fn(param, in_shapes) -> ShapeResult`` for Caffe type names (duplicates refused)."""
-    def register(fn: Rule) -> Rule:
-        for t in types:
-            if t in _RULES:
-                raise ValueError(f"duplicate shape rule for {t}")
-            _RULES[t] = fn
-        return fn
-    return register
+def rule(*types: str, override: bool = False) -> Callable[[Rule], Rule]:
+    """Register ``fn(param, in_shapes) -> ShapeResult`` for Caffe type names (a second
+    rule for a type is refused unless ``override=True``)."""
+    return SHAPE_RULES.decorator(*types, override=override)
 
 
-def reading_rule(layer_type: str) -> Callable[[ReadingRule], ReadingRule]:
+def reading_rule(layer_type: str, *, override: bool = False) -> Callable[[ReadingRule], ReadingRule]:
     """Register ``fn(param, in_shapes, reading)`` for a type name that forks give
     different meanings (see :mod:`caffe2tf.frontend.readings`)."""
     def register(fn: ReadingRule) -> ReadingRule:
-        if layer_type in _RULES:
-            raise ValueError(f"duplicate shape rule for {layer_type}")
-        _READING_RULES[layer_type] = fn
-
         def without_reading(param: caffe_pb2.LayerParameter, in_shapes: list[Shape]) -> ShapeResult:
             return infer(param, in_shapes)
-        _RULES[layer_type] = without_reading
+        without_reading.__module__ = fn.__module__  # a plug-in's stays a plug-in's
+        SHAPE_RULES.register([layer_type], without_reading, override=override)
+        READING_RULES.register([layer_type], fn, override=override)
         return fn
     return register
 
 
 def has_rule(layer_type: str) -> bool:
-    return layer_type in _RULES
+    return layer_type in SHAPE_RULES
 
 
 def has_unknown_dim(shape: Sequence[int | None] | None) -> bool:
@@ -68,15 +64,15 @@ def infer(param: caffe_pb2.LayerParameter, in_shapes: list[Shape], reading: str 
     it is ``None`` for such a type, it is decided from the layer's own parameters
     and bottoms, and a layer that gives no evidence is an error.
     """
-    if param.type in _READING_RULES:
+    if param.type in READING_RULES:
         from caffe2tf.frontend import readings
         if reading is None:
             reading = readings.reading_from_layer(param, len(in_shapes))
         if reading is None:
             raise ShapeError(f"{param.type}: {readings.undecidable_message(param.type)}")
-        result = _READING_RULES[param.type](param, in_shapes, reading)
+        result = READING_RULES[param.type](param, in_shapes, reading)
     else:
-        result = _RULES[param.type](param, in_shapes)
+        result = SHAPE_RULES[param.type](param, in_shapes)
     for s in result.outputs:
         if any(d is not None and d <= 0 for d in s):
             raise ShapeError(f"{param.type} gives an empty output shape {s} from inputs {in_shapes}")

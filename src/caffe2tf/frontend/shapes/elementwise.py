@@ -6,7 +6,7 @@ from typing import Callable
 
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.frontend.readings import BN_BLOB_COUNTS, UNDECIDED
-from caffe2tf.frontend.shapes._core import (_RULES, Rule, Shape, ShapeResult, canonical_axis, need,
+from caffe2tf.frontend.shapes._core import (Rule, Shape, ShapeResult, canonical_axis, need,
                                              reading_rule, rule)
 from caffe2tf.errors import ShapeError
 
@@ -23,10 +23,10 @@ def same_shape(n_blobs: Callable[[caffe_pb2.LayerParameter, Shape], list[Shape]]
 
 for _t in ("ReLU", "ELU", "Sigmoid", "TanH", "AbsVal", "BNLL", "Power", "Exp", "Log",
            "Threshold", "Dropout", "LRN", "MVN", "Softmax", "Clip", "Swish", "ReLU6"):
-    _RULES[_t] = same_shape()
-_RULES["PReLU"] = same_shape(lambda p, x: [(1,) if p.prelu_param.channel_shared else (x[1],)])
-_RULES["BatchNorm"] = same_shape(lambda p, x: [(x[1],), (x[1],), (1,)])
-_RULES["Normalize"] = same_shape(lambda p, x: [(1,) if p.norm_param.channel_shared else (x[1],)])
+    rule(_t)(same_shape())
+rule("PReLU")(same_shape(lambda p, x: [(1,) if p.prelu_param.channel_shared else (x[1],)]))
+rule("BatchNorm")(same_shape(lambda p, x: [(x[1],), (x[1],), (1,)]))
+rule("Normalize")(same_shape(lambda p, x: [(1,) if p.norm_param.channel_shared else (x[1],)]))
 
 
 @reading_rule("BN")

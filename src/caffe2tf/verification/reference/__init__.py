@@ -8,7 +8,7 @@ verifying a converted model on inputs Caffe never saw.
     values = run_graph(graph, {"data": image_nchw})
 """
 from caffe2tf.verification.reference.executor import check_supported, run_graph, run_node
-from caffe2tf.verification.reference.registry import get_kernel, kernels, supported_types
+from caffe2tf.verification.reference.registry import get_kernel, kernel, kernels, supported_types
 
-__all__ = ["run_graph", "run_node", "check_supported", "get_kernel", "kernels",
+__all__ = ["run_graph", "run_node", "check_supported", "get_kernel", "kernel", "kernels",
            "supported_types"]
