@@ -118,3 +118,18 @@ class Graph:
 
     def __len__(self) -> int:
         return len(self.nodes)
+
+
+#: Layer types that stand for a net input (the reader turns ``input:`` fields and
+#: ``input_shape`` into ``Input`` nodes); the one set every stage uses.
+INPUT_TYPES = frozenset({"Input"})
+
+
+def canonical_axis(axis: int, rank: int, *, allow_end: bool = False) -> int:
+    """Caffe's ``Blob::CanonicalAxisIndex``: ``-1`` is the last axis. ``allow_end``
+    admits ``rank`` itself (an axis *after* the last, as Slice/Concat ends). Raises
+    ``ValueError`` out of range; callers turn it into their own error."""
+    a = axis + rank if axis < 0 else axis
+    if not 0 <= a < rank + (1 if allow_end else 0):
+        raise ValueError(f"axis {axis} is out of range for rank {rank}")
+    return a

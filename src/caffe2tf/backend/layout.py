@@ -22,6 +22,8 @@ from typing import Sequence
 
 import numpy as np
 
+from caffe2tf import ir
+
 #: Keras tensor of rank 4 = Caffe tensor.transpose(NCHW_TO_NHWC).
 NCHW_TO_NHWC = (0, 2, 3, 1)
 #: Caffe tensor of rank 4 = Keras tensor.transpose(NHWC_TO_NCHW).
@@ -29,11 +31,8 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 
 
 def canonical_axis(axis: int, rank: int) -> int:
-    """Caffe's negative-axis convention: ``-1`` is the last axis."""
-    a = axis + rank if axis < 0 else axis
-    if not 0 <= a < rank:
-        raise ValueError(f"axis {axis} is out of range for rank {rank}")
-    return a
+    """Caffe's negative-axis convention: ``-1`` is the last axis (:func:`caffe2tf.ir.canonical_axis`)."""
+    return ir.canonical_axis(axis, rank)
 
 
 def caffe_to_keras_perm(rank: int) -> tuple[int, ...]:

@@ -234,7 +234,8 @@ def net_input_shapes(net):
 
 # ----------------------------------------------------------------------------------- writing
 
-def _stats(a):
+def output_stats(a):
+    """The statistics recorded for a sampled output (float64)."""
     a64 = np.asarray(a, dtype=np.float64)
     if a64.size == 0:
         return dict.fromkeys(("mean", "std", "min", "max", "abs_max", "l2"), 0.0)
@@ -253,7 +254,7 @@ def _write_output(group, key, array, rng, sample_threshold, num_samples):
     g.create_dataset("index", data=index)
     g.create_dataset("value", data=a.reshape(-1)[index])
     g.attrs["shape"] = np.asarray(a.shape, dtype=np.int64)
-    for k, v in _stats(a).items():
+    for k, v in output_stats(a).items():
         g.attrs[k] = np.float64(v)
     if a.ndim == 4 and a.shape[1] > 1:
         g.create_dataset("argmax_axis1", data=np.argmax(a, axis=1).astype(np.int32))

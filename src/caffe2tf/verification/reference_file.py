@@ -19,7 +19,6 @@ naming the file.
 """
 from __future__ import annotations
 
-import datetime
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +28,8 @@ import h5py
 import numpy as np
 
 from caffe2tf.errors import ReferenceFileError
-
-FORMAT = "caffe-reference/1"
+from caffe2tf.verification import dump_reference as dump
+from caffe2tf.verification.dump_reference import FORMAT, output_stats
 STAT_NAMES = ("mean", "std", "min", "max", "abs_max", "l2")
 
 __all__ = [
@@ -117,16 +116,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
-
-
-def output_stats(array: np.ndarray) -> dict[str, float]:
-    """The statistics recorded for a sampled output (float64)."""
-    a = np.asarray(array, dtype=np.float64)
-    if a.size == 0:
-        return {k: 0.0 for k in STAT_NAMES}
-    return {"mean": float(a.mean()), "std": float(a.std()), "min": float(a.min()),
-            "max": float(a.max()), "abs_max": float(np.abs(a).max()),
-            "l2": float(np.sqrt(np.sum(a * a)))}
 
 
 def _read_output(node: h5py.Dataset | h5py.Group, where: str) -> RecordedOutput:
@@ -224,24 +213,6 @@ def read_reference(path: str | Path) -> ReferenceFile:
         raise ReferenceFileError(f"malformed reference file: {exc}", file=str(path)) from exc
 
 
-def _write_output(g: h5py.Group, name: str, array: np.ndarray, *, sample_threshold: int,
-                  num_samples: int, rng: np.random.RandomState) -> None:
-    a = np.ascontiguousarray(array, dtype=np.float32)
-    if a.size <= sample_threshold:
-        g.create_dataset(name, data=a)
-        return
-    s = g.create_group(name)
-    n = min(num_samples, a.size)
-    index = np.sort(rng.choice(a.size, size=n, replace=False)).astype(np.int64)
-    s.create_dataset("index", data=index)
-    s.create_dataset("value", data=a.reshape(-1)[index])
-    s.attrs["shape"] = np.asarray(a.shape, dtype=np.int64)
-    for k, v in output_stats(a).items():
-        s.attrs[k] = np.float64(v)
-    if a.ndim == 4 and a.shape[1] > 1:
-        s.create_dataset("argmax_axis1", data=np.argmax(a, axis=1).astype(np.int32))
-
-
 def write_reference(path: str | Path, *, case: str, inputs: dict[str, np.ndarray],
                     layers: Sequence[tuple[str, str, Sequence[str], Sequence[str],
                                            Sequence[np.ndarray]]],
@@ -257,27 +228,13 @@ def write_reference(path: str | Path, *, case: str, inputs: dict[str, np.ndarray
         num_samples: samples per sampled output (indices drawn without
             replacement from ``RandomState(seed)``, sorted).
     """
-    rng = np.random.RandomState(seed)
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = FORMAT
-        f.attrs["case"] = case
-        f.attrs["generator"] = generator
-        f.attrs["layout"] = "NCHW"
-        f.attrs["num_layers"] = np.int64(len(layers))
-        f.attrs["created"] = datetime.date.today().isoformat()
-        gi = f.create_group("inputs")
-        for k, (blob, arr) in enumerate(inputs.items()):
-            ds = gi.create_dataset(str(k), data=np.asarray(arr, dtype=np.float32))
-            ds.attrs["blob"] = blob
-        gl = f.create_group("layers")
-        for i, (name, type_, bottoms, tops, outputs) in enumerate(layers):
+
+    def checked():
+        for name, type_, bottoms, tops, outputs in layers:
             if len(outputs) != len(tops):
                 raise ValueError(f"layer {name!r}: {len(tops)} tops but {len(outputs)} outputs")
-            g = gl.create_group(f"{i:04d}")
-            g.attrs["name"] = name
-            g.attrs["type"] = type_
-            g.attrs["bottoms"] = json.dumps(list(bottoms))
-            g.attrs["tops"] = json.dumps(list(tops))
-            for t, arr in enumerate(outputs):
-                _write_output(g, f"top{t}", arr, sample_threshold=sample_threshold,
-                              num_samples=num_samples, rng=rng)
+            yield name, type_, bottoms, tops, outputs
+
+    # the one writer of the format: dump_reference's (standalone for machines without caffe2tf)
+    dump.write_reference_file(str(path), case, inputs, checked(), generator, sample_threshold=sample_threshold,
+                              num_samples=num_samples, seed=seed)

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from caffe2tf.ir import Graph
+from caffe2tf.ir import INPUT_TYPES, Graph
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.verification import dump_reference as dump
 from caffe2tf.verification.reference_file import (
@@ -33,7 +33,6 @@ __all__ = ["SOURCE_KINDS", "InputOptions", "pycaffe_available", "choose_source",
 log = logging.getLogger(__name__)
 
 SOURCE_KINDS = ("file", "pycaffe", "builtin")
-INPUT_TYPES = frozenset({"Input"})
 
 
 class InputOptionError(Caffe2TFError):

@@ -5,6 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+from caffe2tf import ir
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.errors import ShapeError
 from caffe2tf.registry import Registry
@@ -82,10 +83,11 @@ def infer(param: caffe_pb2.LayerParameter, in_shapes: list[Shape], reading: str 
 
 
 def canonical_axis(axis: int, rank: int, what: str = "axis") -> int:
-    a = axis + rank if axis < 0 else axis
-    if not 0 <= a < rank:
-        raise ShapeError(f"{what} {axis} is out of range for a {rank}-D input")
-    return a
+    """:func:`caffe2tf.ir.canonical_axis`, a ShapeError out of range."""
+    try:
+        return ir.canonical_axis(axis, rank)
+    except ValueError:
+        raise ShapeError(f"{what} {axis} is out of range for a {rank}-D input") from None
 
 
 def need(in_shapes: list[Shape], n: int | tuple[int, ...], ltype: str) -> None:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from caffe2tf import ir
 from caffe2tf.ir import Node
 from caffe2tf.errors import ShapeError
 
@@ -16,10 +17,10 @@ def fail(node: Node, message: str) -> ShapeError:
 
 def canonical_axis(node: Node, axis: int, ndim: int, *, allow_end: bool = False) -> int:
     """Caffe's ``Blob::CanonicalAxisIndex``: negative axes count from the end."""
-    a = axis + ndim if axis < 0 else axis
-    if not 0 <= a < ndim + (1 if allow_end else 0):
-        raise fail(node, f"axis {axis} out of range for a {ndim}-D blob")
-    return a
+    try:
+        return ir.canonical_axis(axis, ndim, allow_end=allow_end)
+    except ValueError:
+        raise fail(node, f"axis {axis} out of range for a {ndim}-D blob") from None
 
 
 def f32(x: np.ndarray) -> np.ndarray:

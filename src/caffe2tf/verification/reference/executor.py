@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from caffe2tf.ir import Graph, Node
+from caffe2tf.ir import INPUT_TYPES, Graph, Node
 from caffe2tf.errors import Caffe2TFError, ShapeError, UnsupportedLayerError
 from caffe2tf.verification.reference._params import f32
 from caffe2tf.verification.reference.registry import get_kernel
@@ -20,8 +20,6 @@ __all__ = ["run_graph", "run_node", "check_supported", "INPUT_TYPES"]
 
 log = logging.getLogger(__name__)
 
-# Layers whose outputs are fed from outside (the net's inputs).
-INPUT_TYPES = frozenset({"Input"})
 # Layers with no effect on inference outputs that we may skip.
 _SKIPPED_TYPES = frozenset({"Silence"})
 
