@@ -8,7 +8,7 @@ DEMO   ?= out/demo
 
 .PHONY: demo test test-fast fuzz install browser bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[app,dev]'

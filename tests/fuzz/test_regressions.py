@@ -67,3 +67,12 @@ def test_reduction_of_a_5d_blob_to_4d(tmp_path: Path) -> None:
            'layer { name: "r" type: "Reshape" bottom: "x" top: "r" reshape_param { shape { dim: 1 dim: -1 } '
            "axis: 2 num_axes: 0 } }\n"
            'layer { name: "s" type: "Reduction" bottom: "r" top: "s" reduction_param { operation: ASUM axis: -1 } }\n')
+
+
+def test_inner_product_of_a_5d_blob_from_axis_3(tmp_path: Path) -> None:
+    """A 5-D bottom flattened from axis 3 is a 4-D (NHWC in Keras) value: Dense ran over its
+    channel axis (a ConversionError wrapping Keras' weight-shape ValueError)."""
+    w = np.random.default_rng(4).standard_normal((3, 4)).astype(np.float32)
+    _check(tmp_path, {"x": (1, 2, 3, 2, 2)},
+           'layer { name: "f" type: "InnerProduct" bottom: "x" top: "y" '
+           "inner_product_param { num_output: 3 axis: 3 } }\n", [("f", "InnerProduct", [w, np.zeros(3, np.float32)])])

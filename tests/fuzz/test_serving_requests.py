@@ -145,7 +145,7 @@ def nested(draw: st.DrawFn, shape: tuple[int, ...]) -> object:
             if not node or not isinstance(node[0], list):
                 break
             node = node[draw(st.integers(0, len(node) - 1))]
-        if not node:
+        if not isinstance(node, list) or not node:  # an earlier stray leaf took this place
             break
         i = draw(st.integers(0, len(node) - 1))
         op = draw(st.sampled_from(["leaf", "drop", "nest"]))

@@ -34,7 +34,10 @@ def inner_product(node, inputs, ctx):
     elif axis == 0:  # Caffe's M = 1: one row of all elements
         x = reshape_as_caffe(x, x_shape, (1, k), ctx, node, "_flatten")
     elif rank - axis > 1 or rank == 4:
-        x = reshape_as_caffe(x, x_shape, tuple(x_shape[:axis]) + (k,), ctx, node, "_flatten")
+        flat = tuple(x_shape[:axis]) + (k,)
+        x = reshape_as_caffe(x, x_shape, flat, ctx, node, "_flatten")
+        if len(flat) == 4:  # a 4-D flatten (of a 5-D+ bottom) is NHWC in Keras; Dense needs Caffe's last axis
+            x = _to_caffe_order(x, flat, ctx, node)
     dense = keras.layers.Dense(p.num_output, use_bias=p.bias_term, kernel_initializer="zeros",
                                name=ctx.layer_name(node))
     y = dense(x)
