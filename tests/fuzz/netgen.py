@@ -3,7 +3,7 @@
 :func:`nets` draws a :class:`GeneratedNet`: a ``NetParameter`` (written to prototxt text by
 the project's prototxt writer) and the layers' blobs (written by the project's caffemodel
 writer). The generator keeps its own NCHW shape of every blob (Caffe's formulas, written out
-here independently of ``converter/shapes.py``) so that every drawn net is one Caffe itself
+here independently of ``frontend/shapes/``) so that every drawn net is one Caffe itself
 would run: layer types are those that both the Keras translators and the NumPy reference
 executor know; parameters range over each type's fields (kernel/stride/pad/dilation/group,
 ceil/floor and global pooling, axes, coefficients, transposes, zero/-1 reshape dims, ...);

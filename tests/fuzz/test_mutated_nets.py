@@ -2,7 +2,7 @@
 prototxt mutated, the caffemodel kept. The reader, and the reference executor on whatever
 the reader accepts, may only raise a one-line ``Caffe2TFError``; nothing may hang.
 
-Unlike ``tests/converter/test_bad_input.py`` (mutations of a fixed set of small cases), the
+Unlike ``tests/frontend/test_bad_input.py`` (mutations of a fixed set of small cases), the
 starting points here are every layer type and parameter combination the generator draws.
 """
 from __future__ import annotations
