@@ -150,7 +150,7 @@ def detection_setup(model, *, class_names: Sequence[str] | None = None,  # noqa:
                     threshold: float = 0.5) -> tuple[DetectionSetup | None, str]:
     """(setup, "") when ``model`` (a :class:`~caffe2tf.model_dir.served.ServedModel`) detects
     objects, else (None, why not)."""
-    from caffe2tf.segmentation.setup import preprocessing_from_record
+    from caffe2tf.segmentation.setup import preprocessing_from_record, record_layouts
 
     record = model.record
     layer = detection_layer(record)
@@ -161,7 +161,7 @@ def detection_setup(model, *, class_names: Sequence[str] | None = None,  # noqa:
         return None, f"it has {len(sig.inputs)} inputs; detection needs one image input"
     (in_name, info), = sig.inputs.items()
     shape = info.shape
-    nchw = record.get("input_layout") == "nchw"
+    nchw, _ = record_layouts(record)  # the layouts conversion.json records, as segmentation reads them
     if len(shape) != 4:
         return None, f"its input '{in_name}' has shape {info.shape_text()}, not an image batch"
     h, w, c = (shape[2], shape[3], shape[1]) if nchw else (shape[1], shape[2], shape[3])
