@@ -4,6 +4,7 @@ matmul bound, and OpenCV dnn on the same caffemodel — one run, one printed rep
 
     .venv/bin/python benchmarks/convert_pspnet.py [--threads 2] [--quick] [--no-opencv]
                                                    [--no-xla] [--no-profile] [--explore]
+                                                   [--no-peers] [--peers-only] [--peer-rounds 8]
                                                    [--json report.json] [--from-json report.json]
 
 Every measurement runs in its own fresh Python process (``_common.run_child``) with
@@ -29,6 +30,11 @@ measurement alone:
 4. ``opencv``    — (when ``cv2`` is importable) OpenCV dnn on the *same* weights with
    BN folded by our own pass (OpenCV cannot run PSPNet's ``BN``), Winograd off/on,
    max relative error against the reference.
+5. ``peers``     — on the very SavedModel ``convert`` wrote in step 1: TensorFlow with
+   TF_ENABLE_ONEDNN_OPTS unset (a user's default), =0 and =1, and onnxruntime on a tf2onnx
+   export of it, each in its own persistent fresh process, timed in alternating rounds with
+   the tf.matmul bound measured in the same rounds (``_peers.py``); every output checked
+   against TF default's and Caffe's. ``--peers-only`` runs just convert + peers.
 
 The caffemodel is rebuilt from the case's recipe into ``benchmarks/.cache/`` once.
 The machine may be shared: every timing comes with its CPU share
@@ -63,7 +69,10 @@ GOALS = {
     "convert_peak_rss": 2 * C.GiB,
     "matmul_fraction": 0.75,       # bound / inference time
     "vs_opencv": 0.5,              # our inference time / OpenCV's
+    "peer_matmul_fraction": 0.95,  # bound / SavedModel time with TF's default settings (issue 15)
+    "vs_onnxruntime": 1.05,        # SavedModel time (TF defaults) / onnxruntime's on its tf2onnx export
 }
+_PEER_DEFAULT = "TF default (ONEDNN_OPTS unset)"  # the label _peers.RUNTIMES gives a user's default
 
 
 # =========================================================================== child tasks
@@ -182,17 +191,19 @@ def task_baseline(p: dict) -> dict:
 
 def _lean_saved_model(model, path: Path) -> None:
     """The least a SavedModel of ``model`` costs: one ``tf.function`` traced once, every
-    weight written once (``tf.saved_model.save`` of a ``tf.Module`` holding the model).
-    Keras's ``model.export`` traces the model three times and writes each weight twice
-    (the Keras variable and its ``tf.Variable``)."""
+    weight written once. Keras's ``model.export`` traces the model three times and writes
+    each weight twice (the Keras variable and its ``tf.Variable``). The module holds the
+    ``tf.Variable``s the trace captures, not the Keras model: with only the Keras model
+    tracked, the TFLite converter left every weight an uninitialised resource variable
+    (VAR_HANDLE/READ_VARIABLE, a flatbuffer without weights) and its output was NaN."""
     import tensorflow as tf
 
-    spec = tf.TensorSpec(model.inputs[0].shape, model.inputs[0].dtype, name="input")
+    spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), model.inputs[0].dtype, name="input")
+    concrete = tf.function(lambda x: {"output_0": model(x, training=False)}, input_signature=[spec],
+                           autograph=False).get_concrete_function()
     module = tf.Module()
-    module.model = model
-    module.serve = tf.function(lambda x: {"output_0": model(x, training=False)}, input_signature=[spec],
-                               autograph=False)
-    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    module.captured_variables = list(concrete.variables)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": concrete})
 
 
 def _reference(case: Path):
@@ -677,6 +688,8 @@ def report(res: dict, args) -> list[str]:
     inf = res.get("infer", {})
     add("")
     add("-- 2. Matmul throughput and the physical lower bound " + "-" * 51)
+    if not inf:
+        add("   not run (--peers-only): the peers table below measures the bound beside its runtimes")
     bound = bound_cpu = rate = rate_cpu = None
     if "error" in inf:
         add(f"   ERROR: {inf['error']}")
@@ -774,7 +787,7 @@ def report(res: dict, args) -> list[str]:
     add("")
     add("-- 4. OpenCV dnn on the same weights " + "-" * 67)
     if not ocv:
-        add("   not run (--no-opencv)")
+        add("   not run (--no-opencv or --peers-only)")
     elif "skipped" in ocv:
         add(f"   skipped: {ocv['skipped']}")
     elif "error" in ocv:
@@ -805,6 +818,18 @@ def report(res: dict, args) -> list[str]:
                 f"{best_ours_cpu / best_cv_cpu:.2f}x CPU/thr  (OpenCV is {best_cv / best_ours:.2f}x / "
                 f"{best_cv_cpu / best_ours_cpu:.2f}x slower)")
 
+    # ---- 4b. peers
+    pr = res.get("peers")
+    if pr:
+        import _peers
+
+        add("")
+        add("-- 4b. Peers on the SavedModel convert wrote: TF oneDNN unset/0/1 and onnxruntime " + "-" * 21)
+        if "error" in pr.get("table", {}):
+            add(f"   ERROR: {pr['table']['error']}")
+        else:
+            L.extend(_peers.report_lines(pr["table"], pr["macs"], args.threads, pr.get("onnx_export")))
+
     # ---- 5. goals
     add("")
     add("-- 5. Goals (verdict on wall time; in brackets: CPU s for conversion, CPU/thr for inference) " + "-" * 9)
@@ -826,9 +851,51 @@ def report(res: dict, args) -> list[str]:
     o1, o1c = q(best_ours, best_cv), q(best_ours_cpu, best_cv_cpu)
     add(f"   {_ok(o1 <= GOALS['vs_opencv'] if o1 else None)}  inference / OpenCV dnn = {_f(o1)}x [{_f(o1c)}x] "
         "(goal <= 0.5x)")
+    pt = (res.get("peers") or {}).get("table") or {}
+    prt = pt.get("runtimes", {})
+    tfd = prt.get(_PEER_DEFAULT, {})
+    orr = next((r for r in prt.values() if r.get("kind") == "ort" and "best_s" in r), {})
+    if "best_s" in tfd:
+        pb = 2 * res["peers"]["macs"] / (pt["matmul_gflops_wall"] * 1e9) if pt.get("matmul_gflops_wall") else None
+        pbc = 2 * res["peers"]["macs"] / (pt["matmul_gflops_cpu"] * 1e9) if pt.get("matmul_gflops_cpu") else None
+        f2, f2c = q(pb, tfd["best_s"]), q(pbc, tfd["best_cpu_s"])
+        add(f"   {_ok(f2 >= GOALS['peer_matmul_fraction'] if f2 else None)}  SavedModel, TF defaults: "
+            f"{tfd['best_s']:.3f} s [{tfd['best_cpu_s']:.3f} s] = {_f(f2, '.1%')} [{_f(f2c, '.1%')}] of the bound "
+            "measured beside it (goal >= 95%)")
+        o2, o2c = q(tfd["best_s"], orr.get("best_s")), q(tfd["best_cpu_s"], orr.get("best_cpu_s"))
+        add(f"   {_ok(o2 <= GOALS['vs_onnxruntime'] if o2 else None)}  SavedModel (TF defaults) / onnxruntime = "
+            f"{_f(o2)}x [{_f(o2c)}x] (goal <= 1.05x)")
     add(f"   benchmark wall time: {res['wall_s']:.0f} s")
     add("=" * 104)
     return L
+
+
+# =========================================================================== peers
+
+def _run_peers(saved: Path, work: Path, args) -> dict:
+    """tf2onnx export, then TF default / oneDNN 0 / oneDNN 1 / onnxruntime side by side."""
+    import numpy as np
+
+    import _peers
+
+    from caffe2tf.converter.reader import load_net
+    from caffe2tf.converter.summary import total_macs
+
+    out: dict = {"macs": total_macs(load_net(str(CASE / "net.prototxt")))}
+    print("[bench] tf2onnx export of the SavedModel ...", file=sys.stderr, flush=True)
+    onnx_path = work / "model.onnx"
+    out["onnx_export"] = _peers.export_onnx(saved, onnx_path, threads=args.threads)
+    x_nchw, idx, val, abs_max, _, _ = _reference(CASE)
+
+    def vs_caffe(y_nhwc) -> float:
+        return _rel_err_nchw(np.transpose(y_nhwc, (0, 3, 1, 2)), idx, val, abs_max)
+
+    print("[bench] peers: TF default / oneDNN 0 / oneDNN 1 / onnxruntime ...", file=sys.stderr, flush=True)
+    rounds = 2 if args.quick else args.peer_rounds
+    out["table"] = _peers.run_peers(saved, onnx_path if onnx_path.is_file() else None, work,
+                                    threads=args.threads, rounds=rounds, budget_s=60.0 if args.quick else 600.0,
+                                    x_nhwc=np.transpose(x_nchw, (0, 2, 3, 1)), reference=vs_caffe)
+    return out
 
 
 # =========================================================================== main
@@ -845,6 +912,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--explore", action="store_true", help="micro-benchmark alternative layer formulations")
     ap.add_argument("--onednn", choices=("default", "0", "1"), default="default",
                     help="TF_ENABLE_ONEDNN_OPTS for the inference process")
+    ap.add_argument("--no-peers", action="store_true", help="skip the TF oneDNN on/off + onnxruntime table")
+    ap.add_argument("--peers-only", action="store_true", help="only convert, then the peers table")
+    ap.add_argument("--peer-rounds", type=int, default=8, help="alternating rounds of the peers table")
     ap.add_argument("--json", type=Path, help="also write every number as JSON here")
     ap.add_argument("--from-json", type=Path, help="only print the report of an earlier --json file")
     args = ap.parse_args(argv[1:])
@@ -864,21 +934,26 @@ def main(argv: list[str]) -> int:
         print("[bench] converting in a fresh process ...", file=sys.stderr, flush=True)
         res["convert"] = C.run_child(SCRIPT, "convert", {**common, "out_dir": str(work / "converted")},
                                      threads=args.threads, timeout=600)
-        print("[bench] read + save baseline ...", file=sys.stderr, flush=True)
-        res["baseline"] = C.run_child(SCRIPT, "baseline", common, threads=args.threads, timeout=600)
-        print("[bench] inference ...", file=sys.stderr, flush=True)
         saved = work / "converted" / "saved_model"
-        env = {} if args.onednn == "default" else {"TF_ENABLE_ONEDNN_OPTS": args.onednn}
-        res["infer"] = C.run_child(SCRIPT, "infer", {
-            **common, "matmul_shapes": MATMUL_SHAPES[1:] if args.quick else MATMUL_SHAPES, "matmul_reps": 3 if args.quick else 5,
-            "warmup": 0, "runs": runs, "budget_s": budget, "xla": not args.no_xla,
-            "profile": not args.no_profile, "explore": args.explore,
-            "saved_model": str(saved) if saved.is_dir() else None}, threads=args.threads, timeout=1500, env=env)
-        if not args.no_opencv:
-            print("[bench] OpenCV dnn ...", file=sys.stderr, flush=True)
-            res["opencv"] = C.run_child(SCRIPT, "opencv", {**common, "runs": 4 if not args.quick else 1,
-                                                            "budget_s": 30.0}, threads=args.threads,
-                                        timeout=900)
+        if not args.peers_only:
+            print("[bench] read + save baseline ...", file=sys.stderr, flush=True)
+            res["baseline"] = C.run_child(SCRIPT, "baseline", common, threads=args.threads, timeout=600)
+            print("[bench] inference ...", file=sys.stderr, flush=True)
+            env = {} if args.onednn == "default" else {"TF_ENABLE_ONEDNN_OPTS": args.onednn}
+            res["infer"] = C.run_child(SCRIPT, "infer", {
+                **common, "matmul_shapes": MATMUL_SHAPES[1:] if args.quick else MATMUL_SHAPES,
+                "matmul_reps": 3 if args.quick else 5,
+                "warmup": 0, "runs": runs, "budget_s": budget, "xla": not args.no_xla,
+                "profile": not args.no_profile, "explore": args.explore,
+                "saved_model": str(saved) if saved.is_dir() else None}, threads=args.threads, timeout=1500,
+                env=env)
+            if not args.no_opencv:
+                print("[bench] OpenCV dnn ...", file=sys.stderr, flush=True)
+                res["opencv"] = C.run_child(SCRIPT, "opencv", {**common, "runs": 4 if not args.quick else 1,
+                                                                "budget_s": 30.0}, threads=args.threads,
+                                            timeout=900)
+        if not args.no_peers and saved.is_dir():
+            res["peers"] = _run_peers(saved, work, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     res["loadavg_end"] = list(os.getloadavg())

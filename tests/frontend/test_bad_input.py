@@ -360,7 +360,9 @@ def _only_caffe2tf_errors(fn, *args: object, **kwargs: object) -> None:
 
 
 # CAFFE2TF_FUZZ_EXAMPLES=20000 for a longer hunt; 200 keeps the suite quick.
-FUZZ = settings(max_examples=int(os.environ.get("CAFFE2TF_FUZZ_EXAMPLES", "200")), deadline=2000,
+# No hypothesis deadline: on a loaded machine a 2 s one failed examples that never
+# reproduced; a hang is still caught by each test's own alarm below.
+FUZZ = settings(max_examples=int(os.environ.get("CAFFE2TF_FUZZ_EXAMPLES", "200")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow],
                 database=None)
 
