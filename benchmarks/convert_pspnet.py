@@ -878,8 +878,8 @@ def _run_peers(saved: Path, work: Path, args) -> dict:
 
     import _peers
 
-    from caffe2tf.converter.reader import load_net
-    from caffe2tf.converter.summary import total_macs
+    from caffe2tf.frontend.reader import load_net
+    from caffe2tf.frontend.summary import total_macs
 
     out: dict = {"macs": total_macs(load_net(str(CASE / "net.prototxt")))}
     print("[bench] tf2onnx export of the SavedModel ...", file=sys.stderr, flush=True)
