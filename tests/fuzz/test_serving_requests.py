@@ -142,9 +142,12 @@ def nested(draw: st.DrawFn, shape: tuple[int, ...]) -> object:
     for _ in range(draw(st.integers(0, 2))):  # a stray leaf or a ragged row somewhere
         node = arr
         for _ in range(draw(st.integers(0, len(shape) - 1))):
-            if not node or not isinstance(node[0], list):
+            if not isinstance(node, list) or not node or not isinstance(node[0], list):
                 break
-            node = node[draw(st.integers(0, len(node) - 1))]
+            child = node[draw(st.integers(0, len(node) - 1))]
+            if not isinstance(child, list):  # a stray leaf placed earlier: stay above it
+                break
+            node = child
         if not isinstance(node, list) or not node:  # an earlier stray leaf took this place
             break
         i = draw(st.integers(0, len(node) - 1))
