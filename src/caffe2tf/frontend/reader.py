@@ -32,7 +32,6 @@ from caffe2tf.frontend import shapes as shape_rules
 from caffe2tf.ir import Graph, Node, Value
 from caffe2tf.frontend.net_checks import Dropped, check_inputs_outputs, check_something_left, type_counts
 from caffe2tf.frontend.prototxt import ParsedPrototxt, parse_prototxt
-from caffe2tf.frontend.weights import attach_weights, read_caffemodel, v1_type_name
 from caffe2tf.errors import Caffe2TFError, PrototxtError, ShapeError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -56,6 +55,8 @@ class _Layer:
 
 def _upgrade_v1(v1: caffe_pb2.V1LayerParameter) -> caffe_pb2.LayerParameter:
     """V1LayerParameter -> LayerParameter (enum type -> type name; same-named params copied)."""
+    from caffe2tf.frontend.weights import v1_type_name  # lazily: weights.py imports NumPy
+
     out = caffe_pb2.LayerParameter(name=v1.name, type=v1_type_name(v1.type))
     out.bottom.extend(v1.bottom)
     out.top.extend(v1.top)
@@ -199,11 +200,17 @@ def load_net(prototxt: str | Path, caffemodel: str | Path | None = None, *,
     report = Dropped()
     layers = collect_layers(parsed, overrides, state, report)
     check_something_left(layers, report, phase, path)
-    stored = read_caffemodel(caffemodel) if caffemodel is not None else None
+    stored = None
+    if caffemodel is not None:
+        from caffe2tf.frontend.weights import read_caffemodel  # lazily: weights.py imports NumPy
+
+        stored = read_caffemodel(caffemodel)
     blob_counts = None if stored is None else {lw.name: len(lw.blobs) for lw in stored if lw.blobs}
     graph = _build_graph(parsed.net.name or Path(path).stem, layers, overrides, path, blob_counts)
     check_inputs_outputs(graph, report, path)
     if stored is not None:
+        from caffe2tf.frontend.weights import attach_weights
+
         attach_weights(graph, stored, str(caffemodel), allow_missing=allow_missing_weights)
     return graph
 
