@@ -21,6 +21,12 @@ from caffe2tf.errors import Caffe2TFError
 # when it is first imported, which no command does before `cli()` below has run.
 _USER_TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL" in os.environ
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow turns its oneDNN graph rewrites on by default on some x86 CPUs (AVX-512 VNNI
+# and newer); there PSPNet-50 ran 1.60 s with them against 1.09 s with Eigen's kernels
+# (issue 15), and on an AVX2 EPYC forcing them on cost 19-29 % CPU. Our own commands
+# therefore run Eigen's kernels unless the user chose otherwise; oneDNN's results differ
+# from Eigen's by 2.5e-5 relative on PSPNet-50 (within the 2e-4 whole-net tolerance).
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 # command name -> "module:function" (imported on demand)
 COMMANDS: dict[str, str] = {
