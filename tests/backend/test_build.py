@@ -182,23 +182,16 @@ def test_plugin_translator_used_in_build(everything, tmp_path):
         registry.unregister("ReLU")
 
 
-def test_keras_file_round_trip_with_only_custom_layers(everything, tmp_path):
-    graph, feeds = everything
-    model = build_keras_model(graph).model
-    used = {type(layer).__name__ for layer in model.layers if type(layer).__module__.startswith(custom_layers.__name__ + ".")}
-    assert used == {"CaffeAffine", "CaffeBroadcastOp", "CaffePooling2D", "CaffeInterp", "CaffeLRN",
-                    "CaffeMeanVarianceNorm", "CaffeElementwise", "CaffeWeightedSum", "CaffeSlice",
-                    "CaffeGroupedDeconv2D", "CaffeArgMax", "CaffeReduction", "CaffeReshape"}
-    path = tmp_path / "m.keras"
-    model.save(path)
-    x = _keras_feeds(graph, feeds)
+def _reload_in_a_fresh_process(keras_file, model, x, tmp_path) -> None:  # noqa: ANN001
+    """Load ``keras_file`` in a new process that imports only ``caffe2tf.backend.layers``
+    and check it computes what ``model`` does on ``x``."""
     np.savez(tmp_path / "x.npz", *x)
     np.savez(tmp_path / "want.npz", *[np.asarray(t) for t in model(x)])
     script = textwrap.dedent(f'''
         import sys, numpy as np, keras
         import caffe2tf.backend.layers
         assert "caffe2tf.backend.build" not in sys.modules
-        m = keras.models.load_model(r"{path}")
+        m = keras.models.load_model(r"{keras_file}")
         xs = np.load(r"{tmp_path / 'x.npz'}"); want = np.load(r"{tmp_path / 'want.npz'}")
         got = m([xs[k] for k in sorted(xs.files)])
         for g, k in zip(got, sorted(want.files)):
@@ -210,6 +203,18 @@ def test_keras_file_round_trip_with_only_custom_layers(everything, tmp_path):
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
+
+
+def test_keras_file_round_trip_with_only_custom_layers(everything, tmp_path):
+    graph, feeds = everything
+    model = build_keras_model(graph).model
+    used = {type(layer).__name__ for layer in model.layers if type(layer).__module__.startswith(custom_layers.__name__ + ".")}
+    assert used == {"CaffeAffine", "CaffeBroadcastOp", "CaffePooling2D", "CaffeInterp", "CaffeLRN",
+                    "CaffeMeanVarianceNorm", "CaffeElementwise", "CaffeWeightedSum", "CaffeSlice",
+                    "CaffeGroupedDeconv2D", "CaffeArgMax", "CaffeReduction", "CaffeReshape"}
+    path = tmp_path / "m.keras"
+    model.save(path)
+    _reload_in_a_fresh_process(path, model, _keras_feeds(graph, feeds), tmp_path)
 
 
 def test_custom_layer_configs_round_trip(everything):
@@ -261,25 +266,7 @@ def test_keras_file_saved_before_the_layer_modules_moved_still_loads(everything,
                 assert "caffe2tf.layer_mappings.custom_layers" in text
                 data = json.dumps(json.loads(text)).encode()
             dst.writestr(item, data)
-    x = _keras_feeds(graph, feeds)
-    np.savez(tmp_path / "x.npz", *x)
-    np.savez(tmp_path / "want.npz", *[np.asarray(t) for t in model(x)])
-    script = textwrap.dedent(f'''
-        import sys, numpy as np, keras
-        import caffe2tf.backend.layers
-        assert "caffe2tf.backend.build" not in sys.modules
-        m = keras.models.load_model(r"{old}")
-        xs = np.load(r"{tmp_path / 'x.npz'}"); want = np.load(r"{tmp_path / 'want.npz'}")
-        got = m([xs[k] for k in sorted(xs.files)])
-        for g, k in zip(got, sorted(want.files)):
-            # another process, same graph: its own thread pool may sum in another order
-            err = np.max(np.abs(np.asarray(g, np.float64) - want[k])) / max(np.max(np.abs(want[k])), 1e-6)
-            assert err <= {SAME_GRAPH_REL}, (k, err)
-        print("ok", len(got))
-    ''')
-    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert run.returncode == 0 and "ok" in run.stdout, run.stderr[-3000:]
+    _reload_in_a_fresh_process(old, model, _keras_feeds(graph, feeds), tmp_path)
 
 
 def test_saved_model_export_round_trip(tmp_path):

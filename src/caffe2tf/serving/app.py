@@ -212,8 +212,12 @@ class Service:
         outcome, waited = await self._in_pool(
             "segment", lambda: run_segment(model, setup, data, output, alpha=alpha,
                                            include_overlay=include_overlay, max_pixels=max_px))
-        self.metrics.model_time.labels("segment").observe(outcome.model_s)
-        self.metrics.inference.labels("segment").observe(outcome.total_s)
+        return self._image_answer("segment", outcome, waited)
+
+    def _image_answer(self, endpoint: str, outcome, waited: float) -> Response:  # noqa: ANN001
+        """The answer of an image endpoint (`:segment`, `:detect`), its timings recorded."""
+        self.metrics.model_time.labels(endpoint).observe(outcome.model_s)
+        self.metrics.inference.labels(endpoint).observe(outcome.total_s)
         headers = dict(outcome.headers)
         headers["Server-Timing"] = _server_timing(outcome.model_s, outcome.total_s, waited)
         return Response(outcome.body, media_type=outcome.media_type, headers=headers)
@@ -232,11 +236,7 @@ class Service:
         outcome, waited = await self._in_pool(
             "detect", lambda: run_detect(model, setup, data, output, threshold=threshold,
                                          include_image=include_image, max_pixels=max_px))
-        self.metrics.model_time.labels("detect").observe(outcome.model_s)
-        self.metrics.inference.labels("detect").observe(outcome.total_s)
-        headers = dict(outcome.headers)
-        headers["Server-Timing"] = _server_timing(outcome.model_s, outcome.total_s, waited)
-        return Response(outcome.body, media_type=outcome.media_type, headers=headers)
+        return self._image_answer("detect", outcome, waited)
 
     async def _image_bytes(self, request: Request) -> bytes:
         ctype = request.headers.get("content-type", "").lower()
