@@ -30,8 +30,13 @@ sys.exit(code)
 """
 
 
+# What a user gets who set neither: our commands then choose both. (A user who sets
+# TF_ENABLE_ONEDNN_OPTS=1 gets TensorFlow's own notice about that choice.)
+CHOSEN_BY_US = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS")
+
+
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | (env or {})
+    env = {k: v for k, v in os.environ.items() if k not in CHOSEN_BY_US} | (env or {})
     return subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
                           timeout=300, env=env)
 
