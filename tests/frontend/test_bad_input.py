@@ -10,9 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -25,24 +23,12 @@ from caffe2tf.frontend.caffemodel_writer import encode_varint, field_key, length
 from caffe2tf.frontend.reader import load_net
 from caffe2tf.frontend.weights import read_caffemodel
 from caffe2tf.errors import Caffe2TFError
+from guards import time_limit
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"
 HEAD = 'input: "data"\ninput_dim: 1\ninput_dim: 3\ninput_dim: 8\ninput_dim: 8\n'
 
 
-@contextmanager
-def time_limit(seconds: int) -> Iterator[None]:
-    """A hang is a failure, not a stuck CI job."""
-    def fail(signum: int, frame: object) -> None:
-        raise TimeoutError(f"the reader hung on bad input (over {seconds} s)")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +37,7 @@ def never_hang(request: pytest.FixtureRequest) -> Iterator[None]:
     if "mutated" in request.node.name:
         yield
         return
-    with time_limit(60):
+    with time_limit(60, "the test"):
         yield
 
 
@@ -375,7 +361,7 @@ def test_mutated_caffemodels_raise_only_caffe2tf_errors(data: st.DataObject) -> 
     tmp = tempfile.mkdtemp()
     try:
         net, weights = _write(tmp, "net.prototxt", text), _write(tmp, "bad.caffemodel", bad)
-        with time_limit(10):
+        with time_limit(10, "the reader, on bad input,"):
             _only_caffe2tf_errors(read_caffemodel, weights)
             _only_caffe2tf_errors(load_net, net, weights)
     finally:
@@ -391,7 +377,7 @@ def test_mutated_prototxts_raise_only_caffe2tf_errors(data: st.DataObject) -> No
     tmp = tempfile.mkdtemp()
     try:
         shapes = data.draw(st.sampled_from([None, {"data": (1, 3, 8, 8)}]), label="input_shapes")
-        with time_limit(10):
+        with time_limit(10, "the reader, on bad input,"):
             _only_caffe2tf_errors(load_net, _write(tmp, "net.prototxt", text), allow_unknown_fields=allow,
                                   input_shapes=shapes)
     finally:

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import os
-import signal
-from contextlib import contextmanager
-from typing import Iterator
 
 from hypothesis import HealthCheck, settings
+
+from guards import time_limit  # noqa: F401  (the fuzzers import it from here)
 
 LONG = os.environ.get("CAFFE2TF_FUZZ", "") == "long"
 SCALE = float(os.environ.get("CAFFE2TF_FUZZ_SCALE", "1"))
@@ -23,19 +22,6 @@ def fuzz_settings(ci: int, long: int, **kw: object) -> settings:
                                            HealthCheck.filter_too_much], **kw)
 
 
-@contextmanager
-def time_limit(seconds: int, what: str) -> Iterator[None]:
-    """A hang is a failure, not a stuck job (SIGALRM; main thread only)."""
-    def fail(signum: int, frame: object) -> None:
-        raise TimeoutError(f"{what} hung (over {seconds} s)")
-
-    previous = signal.signal(signal.SIGALRM, fail)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 _TALLY_DIR = os.environ.get("CAFFE2TF_FUZZ_TALLY")  # a folder: examples run so far, per fuzzer
