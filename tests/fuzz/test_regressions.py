@@ -52,6 +52,18 @@ def test_strided_and_dilated_convolution(tmp_path: Path, ltype: str, group: int)
            [("c", ltype, [w, b])])
 
 
+@pytest.mark.parametrize("group", [1, 5])
+def test_dilated_deconvolution_with_stride_one(tmp_path: Path, group: int) -> None:
+    """TF's CPU Conv2DBackpropInput refuses dilation > 1 at call time, stride 1 included (CI's
+    fuzz run: an InvalidArgumentError from CaffeGroupedDeconv2D.call); the dilation goes into
+    the kernel for every dilated Deconvolution now."""
+    w = np.random.default_rng(4).standard_normal((5, 5 // group, 1, 3)).astype(np.float32)
+    _check(tmp_path, {"x": (1, 5, 6, 9)},
+           f'layer {{ name: "c" type: "Deconvolution" bottom: "x" top: "y" convolution_param {{ num_output: 5 '
+           f"bias_term: false group: {group} kernel_h: 1 kernel_w: 3 dilation: 1 dilation: 2 }} }}\n",
+           [("c", "Deconvolution", [w])])
+
+
 def test_depthwise_convolution_with_unequal_strides(tmp_path: Path) -> None:
     """TF's CPU DepthwiseConv2dNative fails *at call time* on unequal strides (an InvalidArgumentError
     escaped the forward pass); such a layer is a grouped Conv2D now."""

@@ -19,11 +19,13 @@ def _check_2d(node, x_shape) -> None:
                               f"axis {axis})", layer=node.name, line=node.line)
 
 
-def explicit_dilation(w: np.ndarray, g):
-    """Keras refuses ``strides > 1`` with ``dilation_rate > 1``: put the dilation into the
-    kernel (zeros between the taps) and convolve undilated, the same sums. ``w`` is
+def explicit_dilation(w: np.ndarray, g, *, transposed: bool = False):
+    """Put the dilation into the kernel (zeros between the taps) and convolve undilated,
+    the same sums, where TensorFlow cannot run it dilated: Keras refuses ``strides > 1``
+    with ``dilation_rate > 1``, and TensorFlow's CPU transposed convolution
+    (``Conv2DBackpropInput``) fails at call time on any dilation > 1. ``w`` is
     (O, I, kh, kw) or Caffe's deconv (C, O/g, kh, kw); returns (w, kernel, dilation)."""
-    if max(g.dilation) == 1 or max(g.stride) == 1:
+    if max(g.dilation) == 1 or (max(g.stride) == 1 and not transposed):
         return w, list(g.kernel), list(g.dilation)
     dh, dw = g.dilation
     out = np.zeros(w.shape[:2] + (dh * (w.shape[2] - 1) + 1, dw * (w.shape[3] - 1) + 1), w.dtype)
@@ -84,7 +86,7 @@ def deconvolution(node, inputs, ctx):
     _check_2d(node, x_shape)
     g = conv_geometry(p, 2)
     blobs = weights_of(node, 2 if p.bias_term else 1)
-    w, kernel_size, dilation = explicit_dilation(blobs[0], g)
+    w, kernel_size, dilation = explicit_dilation(blobs[0], g, transposed=True)
     kernel = layout.deconv_kernel_to_keras(w)
     crop = []
     for i in (0, 1):
