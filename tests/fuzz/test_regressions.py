@@ -52,16 +52,25 @@ def test_strided_and_dilated_convolution(tmp_path: Path, ltype: str, group: int)
            [("c", ltype, [w, b])])
 
 
+@pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("group", [1, 5])
-def test_dilated_deconvolution_with_stride_one(tmp_path: Path, group: int) -> None:
-    """TF's CPU Conv2DBackpropInput refuses dilation > 1 at call time, stride 1 included (CI's
-    fuzz run: an InvalidArgumentError from CaffeGroupedDeconv2D.call); the dilation goes into
-    the kernel for every dilated Deconvolution now."""
+def test_dilated_deconvolution(tmp_path: Path, group: int, stride: int) -> None:
+    """Two bugs. (1) TF's CPU Conv2DBackpropInput refuses dilation > 1 at call time on some
+    CPUs, stride 1 included (CI's fuzz run, an AVX-512 machine: InvalidArgumentError from
+    CaffeGroupedDeconv2D.call); the dilation now goes into the kernel for every dilated
+    Deconvolution, so no built layer may carry a dilation_rate > 1, whatever this CPU
+    accepts. (2) CaffeGroupedDeconv2D.compute_output_shape used Caffe's length where the
+    crop was computed from conv_transpose's longer "valid" one (kernel extent < stride:
+    a 1-row kernel at stride 2 gave 10 rows for Caffe's 11)."""
+    from caffe2tf.backend.build import build_keras_model
+
     w = np.random.default_rng(4).standard_normal((5, 5 // group, 1, 3)).astype(np.float32)
-    _check(tmp_path, {"x": (1, 5, 6, 9)},
-           f'layer {{ name: "c" type: "Deconvolution" bottom: "x" top: "y" convolution_param {{ num_output: 5 '
-           f"bias_term: false group: {group} kernel_h: 1 kernel_w: 3 dilation: 1 dilation: 2 }} }}\n",
-           [("c", "Deconvolution", [w])])
+    body = (f'layer {{ name: "c" type: "Deconvolution" bottom: "x" top: "y" convolution_param {{ num_output: 5 '
+            f"bias_term: false group: {group} kernel_h: 1 kernel_w: 3 stride: {stride} dilation: 1 dilation: 2 }} }}\n")
+    _check(tmp_path, {"x": (1, 5, 6, 9)}, body, [("c", "Deconvolution", [w])])
+    model = build_keras_model(load_net(tmp_path / "net.prototxt", tmp_path / "w.caffemodel")).model
+    dilations = {layer.name: tuple(layer.dilation_rate) for layer in model.layers if hasattr(layer, "dilation_rate")}
+    assert dilations and all(d == (1, 1) for d in dilations.values()), dilations
 
 
 def test_depthwise_convolution_with_unequal_strides(tmp_path: Path) -> None:

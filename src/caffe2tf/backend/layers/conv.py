@@ -25,7 +25,9 @@ class CaffeGroupedDeconv2D(keras.layers.Layer):
         4D tensor `(batch, H, W, in_channels)`.
 
     Output shape:
-        `(batch, (H - 1) * stride + dilation * (kh - 1) + 1 - crop_top - crop_bottom, (same for W), filters)`.
+        `(batch, H * stride + max(dilation * (kh - 1) + 1 - stride, 0) - crop_top - crop_bottom, (same for W), filters)`
+        (``conv_transpose``'s "valid" length, which exceeds Caffe's ``(H - 1) * stride + extent`` when the
+        extent is below the stride; the crop takes that back).
     """
 
     def __init__(self, filters: int, kernel_size, strides, dilation_rate, groups: int,
@@ -54,8 +56,8 @@ class CaffeGroupedDeconv2D(keras.layers.Layer):
         return y + self.bias if self.bias is not None else y
 
     def compute_output_shape(self, input_shape):
-        def size(d, k, s, r, crop):
-            return None if d is None else (int(d) - 1) * s + r * (k - 1) + 1 - crop[0] - crop[1]
+        def size(d, k, s, r, crop):  # conv_transpose's "valid" length, then the crop
+            return None if d is None else int(d) * s + max(r * (k - 1) + 1 - s, 0) - crop[0] - crop[1]
         (kh, kw), (sh, sw), (rh, rw) = self.kernel_size, self.strides, self.dilation_rate
         return (input_shape[0], size(input_shape[1], kh, sh, rh, self.cropping[0]),
                 size(input_shape[2], kw, sw, rw, self.cropping[1]), self.filters)
