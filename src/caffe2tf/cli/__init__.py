@@ -14,6 +14,7 @@ import sys
 import click
 
 from caffe2tf import __version__
+from caffe2tf.cli import _tf_banner
 from caffe2tf.errors import Caffe2TFError
 
 # TensorFlow's C++ start-up chatter (the absl and oneDNN banners) is not for our users:
@@ -27,6 +28,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # therefore run Eigen's kernels unless the user chose otherwise; oneDNN's results differ
 # from Eigen's by 2.5e-5 relative on PSPNet-50 (within the 2e-4 whole-net tolerance).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+# The lines TF_CPP_MIN_LOG_LEVEL does not reach (absl's preamble, the oneDNN notice for a
+# user who turned oneDNN on) are held back from TensorFlow's first import; not when the
+# user set the log level themselves, and -vv undoes it in `cli()`.
+if not _USER_TF_LOG_LEVEL:
+    _tf_banner.install()
 
 # command name -> "module:function" (imported on demand)
 COMMANDS: dict[str, str] = {
@@ -86,6 +92,7 @@ def cli(ctx: click.Context, verbose: int, quiet: bool) -> None:
     level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     if verbose >= 2 and not _USER_TF_LOG_LEVEL:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+        _tf_banner.uninstall()
     logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
     if verbose and not quiet and ctx.invoked_subcommand not in (None, "inspect", "dump-reference", "dataset"):
         from caffe2tf.devices import device_summary  # imports TensorFlow, which the command needs anyway
