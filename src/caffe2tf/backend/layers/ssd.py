@@ -249,8 +249,46 @@ class CaffeDetectionOutput(keras.layers.Layer):
         w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
         return tf.where((b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1]), tf.zeros_like(w), w * h)
 
+    #: above this many (image, class, candidate, candidate) pairs the pairwise form's matrix is
+    #: too big to hold (bools: 32 MiB), and the candidate-by-candidate loop runs instead
+    PAIRWISE_LIMIT = 1 << 25
+
     def _nms(self, cand, n_valid, k: int):
-        """ApplyNMSFast on every (image, class) at once; candidates in score order."""
+        """ApplyNMSFast on every (image, class) at once; candidates in score order.
+
+        Caffe keeps candidate ``j`` when its overlap with every box kept before it is
+        ``<= nms_threshold``. With a fixed threshold (``eta == 1``, Caffe's default) that
+        is solved from the pairwise overlaps by a fixed point: ``kept[j] = valid[j] and no
+        kept i < j suppresses j``. Each round settles at least one more leading candidate,
+        so it stops after at most ``k + 1`` rounds, and in practice after the length of the
+        longest suppression chain. ``eta < 1`` (the threshold shrinks after each kept box)
+        runs candidate by candidate (:meth:`_nms_sequential`).
+        """
+        import tensorflow as tf
+
+        if self.eta < 1 or len(self.classes) * k * k > self.PAIRWISE_LIMIT:
+            return self._nms_sequential(cand, n_valid, k)
+        sizes = self._size(cand)                                            # [n, C', k]
+        ranks = tf.range(k)
+        valid = ranks[None, None, :] < n_valid[..., None]
+        a, b = cand[:, :, :, None, :], cand[:, :, None, :, :]               # i (earlier), j
+        iw = tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0])
+        ih = tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1])
+        inter = iw * ih
+        overlap = tf.where((iw > 0) & (ih > 0), inter / (sizes[..., :, None] + sizes[..., None, :] - inter),
+                           tf.zeros_like(inter))                            # [n, C', i, j]
+        earlier = ranks[:, None] < ranks[None, :]
+        suppresses = tf.logical_not(overlap <= np.float32(self.nms_threshold)) & earlier  # NaN suppresses too
+
+        def body(kept, _changed):
+            new = valid & tf.logical_not(tf.reduce_any(kept[..., :, None] & suppresses, axis=-2))
+            return new, tf.reduce_any(tf.not_equal(new, kept))
+
+        kept, _ = tf.while_loop(lambda kept, changed: changed, body, (valid, tf.constant(True)))
+        return kept
+
+    def _nms_sequential(self, cand, n_valid, k: int):
+        """ApplyNMSFast candidate by candidate (needed when ``eta < 1`` adapts the threshold)."""
         import tensorflow as tf
 
         sizes = self._size(cand)                                            # [n, C', k]
