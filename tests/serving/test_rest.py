@@ -145,7 +145,7 @@ def _direct_labels(served_model, image: np.ndarray) -> np.ndarray:
     def logits(batch):
         return served_model.run({"data": batch})["output_0"]
 
-    pre = Preprocessing(mean_rgb=(123.68, 116.779, 103.939), scale=1.0, bgr=True)
+    pre = Preprocessing.from_rgb((123.68, 116.779, 103.939), scale=1.0, bgr=True)
     return segment_image(image, logits, crop_size=(113, 113), num_classes=10, base_size=113,
                          preprocessing=pre).labels
 
