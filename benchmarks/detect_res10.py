@@ -139,14 +139,14 @@ def main(argv: list[str]) -> int:
 
         model = keras.models.load_model(out_dir / "model.keras", compile=False)
         record = read_record(out_dir)
-        det = next(layer for layer in record["layers"] if layer["type"] == "DetectionOutput")
+        det = next(layer for layer in record.layers if layer.type == "DetectionOutput")
         tensors = {}
-        for layer in record["layers"]:
-            for top, name in zip(layer["tops"], layer["keras_tensors"]):
+        for layer in record.layers:
+            for top, name in zip(layer.tops, layer.keras_tensors):
                 if name:
                     tensors[top] = name
         body_outputs = []
-        for b in det["bottoms"]:
+        for b in det.bottoms:
             layer_name = tensors.get(b, "").split(":")[0].split("/")[0]
             try:
                 body_outputs.append(model.get_layer(layer_name).output)

@@ -258,7 +258,7 @@ def main() -> int:
         loaded = tf.saved_model.load(str(models["473"] / "saved_model"))
         sig = loaded.signatures["serving_default"]
         body_473, x473 = _predict_body(1, 473, seed=1)
-        pre = Preprocessing(mean_rgb=MEAN_BGR[::-1], scale=1.0, bgr=True)
+        pre = Preprocessing(mean=MEAN_BGR, scale=1.0, bgr=True)
         protocol = default_protocol((473, 473))
 
         def direct_predict():

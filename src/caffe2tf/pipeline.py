@@ -25,7 +25,7 @@ from typing import Any, Callable, ContextManager, Iterator, Literal, Mapping, Se
 
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.ir import Graph
-from caffe2tf.model_dir.record import Preprocessing, conversion_record, write_record
+from caffe2tf.model_dir.record import ConversionRecord, Preprocessing, conversion_record, write_record
 from caffe2tf.model_dir.saved_model import export_saved_model
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ __all__ = ["ConversionResult", "Lowered", "OutputExistsError", "Preprocessing", 
 @dataclass
 class ConversionResult:
     out_dir: Path
-    record: dict
+    record: ConversionRecord
     timings: dict[str, float] = field(default_factory=dict)
     graph: Graph | None = None
     model: object | None = None
@@ -158,7 +158,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
                                prototxt=str(prototxt), caffemodel=str(caffemodel) if caffemodel else None,
                                preprocessing=preprocessing)
     if class_names is not None:
-        record["class_names"] = list(class_names)
+        record.class_names = list(class_names)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -170,7 +170,7 @@ def convert(prototxt: str | os.PathLike, caffemodel: str | os.PathLike | None,
         if verify is not None:
             with _stage(timings, "verify", progress):
                 result.verification = verify(original, graph, tmp)
-        record["timings_s"] = {k: round(v, 3) for k, v in timings.items()}
+        record.timings_s = {k: round(v, 3) for k, v in timings.items()}
         write_record(tmp, record)
         if out.exists():
             shutil.rmtree(out)

@@ -25,6 +25,8 @@ from hypothesis import event, given, note
 from hypothesis import strategies as st
 from PIL import Image
 
+from caffe2tf.model_dir.record import ConversionRecord
+
 pytestmark = pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`")
 
 H = W = 8
@@ -49,7 +51,7 @@ def _image_model():
     record = {"name": "fuzzy", "preprocessing": {"mean": [104.0, 117.0, 123.0], "scale": 1.0, "bgr": True}}
     from caffe2tf.model_dir.served import _signature_json
 
-    return ServedModel(name="fuzzy", path=Path("."), record=record, signatures={SIGNATURE: sig},
+    return ServedModel(name="fuzzy", path=Path("."), record=ConversionRecord.from_json(record), signatures={SIGNATURE: sig},
                        backend="keras", signature_defs={SIGNATURE: _signature_json(inputs, outputs)})
 
 
@@ -64,8 +66,8 @@ def _two_input_model():
         return {"output_0": feeds["a"] * 2, "output_1": feeds["b"].sum(axis=(1, 2))}
 
     sig = Signature(SIGNATURE, inputs, outputs, run)
-    return ServedModel(name="twin", path=Path("."), record={"name": "twin"}, signatures={SIGNATURE: sig},
-                       backend="keras", signature_defs={SIGNATURE: _signature_json(inputs, outputs)})
+    return ServedModel(name="twin", path=Path("."), record=ConversionRecord.from_json({"name": "twin"}),
+                       signatures={SIGNATURE: sig}, backend="keras", signature_defs={SIGNATURE: _signature_json(inputs, outputs)})
 
 
 @pytest.fixture(scope="module")

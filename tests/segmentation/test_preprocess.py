@@ -19,7 +19,7 @@ def test_pspnet_preprocessing_is_bgr_minus_mean():
 
 
 def test_rgb_order_and_scale_and_batch():
-    p = Preprocessing(mean_rgb=(1.0, 2.0, 3.0), scale=0.5, bgr=False)
+    p = Preprocessing.from_rgb((1.0, 2.0, 3.0), scale=0.5, bgr=False)
     batch = np.full((2, 3, 4, 3), 5, dtype=np.uint8)
     np.testing.assert_allclose(p.to_net_input(batch)[1, 2, 3], [2.0, 1.5, 1.0])
     with pytest.raises(ValueError, match="RGB"):

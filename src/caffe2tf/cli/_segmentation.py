@@ -1,15 +1,14 @@
-"""What `segment`, `evaluate` and `serve` share: load a converted model and its
-segmentation setup (crop size, classes, preprocessing, PSPNet protocol)."""
+"""The command-line options `segment`, `evaluate` and `serve` share, and thin calls into
+:mod:`caffe2tf.segmentation.loader` (which loads a converted model and its segmentation setup)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
 import click
-import numpy as np
 
 from caffe2tf.cli.options import parse_number_list
-from caffe2tf.errors import Caffe2TFError
+# re-exported for the commands (`segment`, `evaluate`, `serve`) that import them from here
+from caffe2tf.segmentation.loader import LoadedSegmenter, make_gt_transform, protocol_kwargs
 
 
 def protocol_options(fn: Callable) -> Callable:
@@ -31,58 +30,18 @@ def protocol_options(fn: Callable) -> Callable:
     return fn
 
 
-@dataclass
-class LoadedSegmenter:
-    model: object          # caffe2tf.model_dir.served.ServedModel
-    setup: object          # caffe2tf.segmentation.setup.SegmentationSetup
-    class_names: list[str]
-    to_output_classes: Callable[[np.ndarray], np.ndarray]  # model labels -> reported labels
-    num_output_classes: int
-
-    def logits_fn(self) -> Callable[[np.ndarray], np.ndarray]:
-        return self.setup.logits_fn()
-
-
 def load_segmenter(model_dir: str, *, mean: str | None, scale: float | None, bgr: bool | None,
                    base_size: int | None, scales: str | None, flip: bool | None,
                    classes: str | None) -> LoadedSegmenter:
-    from caffe2tf.model_dir.served import ServedModel
-    from caffe2tf.segmentation import classes as cls
-    from caffe2tf.segmentation.errors import NotASegmenterError
-    from caffe2tf.segmentation.preprocess import Preprocessing
-    from caffe2tf.segmentation.setup import segmentation_setup
+    """:func:`caffe2tf.segmentation.loader.load_segmenter` with :func:`protocol_options`' values."""
+    from caffe2tf.segmentation.loader import load_segmenter as load
 
-    model = ServedModel.load(model_dir)
-    setup, why = segmentation_setup(model, base_size=base_size, scales=parse_number_list(scales, "--scales"),
-                                    flip=flip)
-    if setup is None:
-        raise NotASegmenterError(why, file=model_dir)
-    pre = setup.preprocessing
-    if mean is not None or scale is not None or bgr is not None:
-        use_bgr = pre.bgr if bgr is None else bgr
-        mean_rgb = pre.mean_rgb
-        if mean is not None:
-            m = parse_number_list(mean, "--mean")
-            if len(m) != 3:
-                raise click.BadParameter("give 3 values", param_hint="--mean")
-            mean_rgb = tuple(m[::-1]) if use_bgr else tuple(m)
-        setup.preprocessing = Preprocessing(mean_rgb=mean_rgb, scale=pre.scale if scale is None else scale,
-                                            bgr=use_bgr)
-    identity = lambda labels: labels  # noqa: E731
-    if classes == "indoor" and setup.num_classes == 150:
-        mapping = cls.indoor_mapping()
-        names = cls.load_class_names("indoor")
-        return LoadedSegmenter(model, setup, names, lambda labels: cls.remap(labels, mapping), len(names))
-    if classes is not None:
-        try:
-            names = cls.load_class_names(classes)
-        except OSError as exc:
-            raise Caffe2TFError(f"cannot read class names: {exc.strerror or exc}", file=classes) from None
-        if len(names) < setup.num_classes:
-            raise Caffe2TFError(f"{len(names)} class names for a model with {setup.num_classes} classes",
-                                file=classes)
-        setup.class_names = list(names[:setup.num_classes])
-    return LoadedSegmenter(model, setup, list(setup.class_names), identity, setup.num_classes)
+    parsed_scales = parse_number_list(scales, "--scales")
+    parsed_mean = parse_number_list(mean, "--mean") if mean is not None else None
+    if parsed_mean is not None and len(parsed_mean) != 3:
+        raise click.BadParameter("give 3 values", param_hint="--mean")
+    return load(model_dir, mean=parsed_mean, scale=scale, bgr=bgr, base_size=base_size, scales=parsed_scales,
+                flip=flip, classes=classes)
 
 
 def engine_options(fn: Callable) -> Callable:
@@ -111,24 +70,6 @@ def ray_kwargs(ray_actors: int | None, ray_cpus_per_actor: float, ray_gpus_per_a
         raise click.BadParameter("must be positive", param_hint="--ray-cpus-per-actor/--ray-batch")
     return dict(actors=ray_actors, cpus_per_actor=ray_cpus_per_actor, gpus_per_actor=ray_gpus_per_actor,
                 batch_size=ray_batch)
-
-
-def make_gt_transform(seg: LoadedSegmenter, *, ignore_index: int, label_offset: int,
-                      to_output: bool) -> Callable[[np.ndarray], np.ndarray]:
-    """Stored labels -> reported classes: subtract ``label_offset`` (negatives ignored), then,
-    with ``to_output``, map model classes to the reported ones (e.g. ADE20K -> indoor)."""
-    def gt_transform(gt: np.ndarray) -> np.ndarray:
-        g = gt.astype(np.int64)
-        if label_offset:
-            keep = (g != ignore_index) & (g >= label_offset)
-            g = np.where(keep, g - label_offset, ignore_index)
-        return seg.to_output_classes(g) if to_output else g
-    return gt_transform
-
-
-def protocol_kwargs(seg: LoadedSegmenter) -> dict:
-    s = seg.setup
-    return dict(crop_size=s.crop_size, num_classes=s.num_classes, preprocessing=s.preprocessing, **s.protocol)
 
 
 __all__ = ["LoadedSegmenter", "load_segmenter", "protocol_options", "protocol_kwargs", "engine_options", "ray_kwargs",

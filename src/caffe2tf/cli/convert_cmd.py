@@ -87,12 +87,12 @@ def convert(prototxt: str, caffemodel: str, out_dir: str | None, force: bool, fo
         bar.close()
     rec = result.record
     t = result.timings
-    click.echo(f"converted {rec['name']}: {len(rec['layers'])} Caffe layers"
-               + (f", {sum(len(v) for v in rec['folds'].values())} folded" if rec["folds"] else "")
+    click.echo(f"converted {rec.name}: {len(rec.layers)} Caffe layers"
+               + (f", {sum(len(v) for v in rec.folds.values())} folded" if rec.folds else "")
                + f" -> {result.out_dir}")
     click.echo("  " + ", ".join(f"{k} {v:.2f}s" for k, v in t.items()))
-    for io in ("inputs", "outputs"):
-        click.echo(f"  {io}: " + ", ".join(f"{x['blob']} {'x'.join(map(str, x['keras_shape']))}" for x in rec[io]))
+    for io, tensors in (("inputs", rec.inputs), ("outputs", rec.outputs)):
+        click.echo(f"  {io}: " + ", ".join(f"{x.blob} {'x'.join(map(str, x.keras_shape))}" for x in tensors))
     report = result.verification
     if report is not None:
         from caffe2tf.verification.report_terminal import verdict_line

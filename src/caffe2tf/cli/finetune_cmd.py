@@ -1,6 +1,7 @@
 """`caffe2tf finetune`: train a converted segmentation model further on image/label pairs."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -63,7 +64,6 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
     from caffe2tf.model_dir.record import read_record, write_record
     from caffe2tf.model_dir.saved_model import export_saved_model
     from caffe2tf.segmentation.finetune import finetune as run_finetune
-    from caffe2tf.segmentation.setup import preprocessing_from_record
 
     pairs = None
     if manifest is not None:
@@ -83,7 +83,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
         model_or_factory = lambda: ConvertedModel.load(model_dir).model  # noqa: E731
     if src.input_layout != "nhwc":
         raise Caffe2TFError("fine-tuning needs a model converted with the default NHWC input layout", file=model_dir)
-    if src.record.get("folds"):
+    if src.record.folds:
         click.echo("note: this model was converted with BatchNorm/BN folded into its convolutions, which "
                    "makes SGD badly conditioned; for fine-tuning, convert with --no-fold (BN stays a "
                    "frozen layer)", err=True)
@@ -98,7 +98,7 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
 
     result = run_finetune(model_or_factory, images, labels, out, steps, batch_size=batch_size, lr=lr,
                           ignore_index=ignore_index, from_logits=True,
-                          preprocessing=preprocessing_from_record(src.record), freeze_bn=not train_bn,
+                          preprocessing=src.record.photo_preprocessing(), freeze_bn=not train_bn,
                           checkpoint_every=checkpoint_every, resume=not no_resume, seed=seed,
                           label_transform=label_transform if label_offset else None, pairs=pairs,
                           strategy=dist)
@@ -116,8 +116,8 @@ def finetune(model_dir: str, images: str | None, labels: str | None, manifest: s
         import caffe2tf.backend.layers  # noqa: F401  (registers custom layers)
 
         model = keras.models.load_model(result.model_path, compile=False)
-    record = dict(src.record)
-    record["finetuned"] = {"from": str(model_dir), "steps": result.final_step, "images": str(images),
+    record = dataclasses.replace(src.record)
+    record.finetuned = {"from": str(model_dir), "steps": result.final_step, "images": str(images),
                            "labels": str(labels), "manifest": manifest and f"{manifest} ({split})", "lr": lr, "batch_size": batch_size,
                            "final_loss": result.losses[-1] if result.losses else None,
                            "strategy": plan, "median_step_s": (sorted(result.step_seconds)[len(result.step_seconds) // 2]

@@ -26,7 +26,9 @@ from typing import Sequence
 import numpy as np
 
 from caffe2tf.detection.postprocess import Detection, detections_from_rows, rows_from_output
-from caffe2tf.segmentation.preprocess import Preprocessing, resize_image
+from caffe2tf.model_dir.preprocessing import Preprocessing
+from caffe2tf.model_dir.record import ConversionRecord, LayerRecord
+from caffe2tf.segmentation.preprocess import resize_image
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +91,18 @@ class DetectionSetup:
                                   "resize": f"{self.input_size[1]}x{self.input_size[0]} (aspect ratio not kept)"}}
 
 
-def detection_layer(record: dict) -> dict | None:
+def detection_layer(record: ConversionRecord) -> LayerRecord | None:
     """The record's ``DetectionOutput`` layer whose top is a net output, if any."""
-    outputs = {o["blob"] for o in record.get("outputs", [])}
-    for layer in record.get("layers", []):
-        if layer.get("type") == DETECTION_TYPE and any(t in outputs for t in layer.get("tops", [])):
+    outputs = {o.blob for o in record.outputs}
+    for layer in record.layers:
+        if layer.type == DETECTION_TYPE and any(t in outputs for t in layer.tops):
             return layer
     return None
 
 
-def _params_from_prototxt(record: dict, layer_name: str) -> tuple[int, int] | None:
+def _params_from_prototxt(record: ConversionRecord, layer_name: str) -> tuple[int, int] | None:
     """(num_classes, background_label_id) from the prototxt the record names, if readable."""
-    path = (record.get("source") or {}).get("prototxt")
+    path = record.source.prototxt
     if not path or not Path(path).is_file():
         return None
     try:
@@ -117,13 +119,13 @@ def _params_from_prototxt(record: dict, layer_name: str) -> tuple[int, int] | No
     return None
 
 
-def _num_classes_from_shapes(record: dict, layer: dict) -> int | None:
+def _num_classes_from_shapes(record: ConversionRecord, layer: LayerRecord) -> int | None:
     """C from the confidence bottom ``[N, P*C]`` and the prior bottom ``[1, 2, P*4]``."""
     shapes = {}
-    for entry in record.get("layers", []):
-        for top, shape in zip(entry.get("tops", []), entry.get("shapes", [])):
+    for entry in record.layers:
+        for top, shape in zip(entry.tops, entry.shapes):
             shapes[top] = shape
-    bottoms = layer.get("bottoms", [])
+    bottoms = layer.bottoms
     if len(bottoms) < 3 or bottoms[1] not in shapes or bottoms[2] not in shapes:
         return None
     conf, prior = shapes[bottoms[1]], shapes[bottoms[2]]
@@ -150,7 +152,7 @@ def detection_setup(model, *, class_names: Sequence[str] | None = None,  # noqa:
                     threshold: float = 0.5) -> tuple[DetectionSetup | None, str]:
     """(setup, "") when ``model`` (a :class:`~caffe2tf.model_dir.served.ServedModel`) detects
     objects, else (None, why not)."""
-    from caffe2tf.segmentation.setup import preprocessing_from_record, record_layouts
+    from caffe2tf.segmentation.setup import record_layouts
 
     record = model.record
     layer = detection_layer(record)
@@ -168,33 +170,33 @@ def detection_setup(model, *, class_names: Sequence[str] | None = None,  # noqa:
     if c != 3 or h is None or w is None:
         return None, f"its input '{in_name}' has shape {info.shape_text()}; detection needs a fixed-size " \
                      f"3-channel image"
-    blobs = [o["blob"] for o in record.get("outputs", [])]
-    index = next(i for i, b in enumerate(blobs) if b in layer["tops"])
+    blobs = [o.blob for o in record.outputs]
+    index = next(i for i, b in enumerate(blobs) if b in layer.tops)
     out_name = f"output_{index}" if f"output_{index}" in sig.outputs else None
     if out_name is None and len(sig.outputs) == 1:
         out_name = next(iter(sig.outputs))
     if out_name is None:
         return None, f"cannot tell which signature output holds '{blobs[index]}' (outputs: {sorted(sig.outputs)})"
     notes = []
-    if not (record.get("preprocessing") or {}).get("mean"):
+    if not (record.preprocessing and record.preprocessing.mean):
         notes.append("conversion.json records no mean: using the ImageNet mean (convert with --mean to set it)")
     try:
-        pre = preprocessing_from_record(record)
+        pre = record.photo_preprocessing()
     except ValueError as exc:
         return None, str(exc)
-    params = _params_from_prototxt(record, layer["name"])
+    params = _params_from_prototxt(record, layer.name)
     if params is not None:
         num_classes, background = params
     else:
         num_classes, background = _num_classes_from_shapes(record, layer), 0
-    if class_names is None and record.get("class_names"):
-        class_names = record["class_names"]  # recorded by `convert --classes`
+    if class_names is None and record.class_names:
+        class_names = record.class_names  # recorded by `convert --classes`
     names = _full_class_names(class_names, num_classes, background)
     if num_classes is not None and names and len(names) < num_classes:
         notes.append(f"{len(names)} class names for {num_classes} classes: the others are named 'class N'")
     for note in notes:
         log.warning("%s: %s", model.name, note)
     setup = DetectionSetup(signature=sig, input_name=in_name, output_name=out_name, input_size=(int(h), int(w)),
-                           preprocessing=pre, class_names=names, layer=layer["name"], num_classes=num_classes,
+                           preprocessing=pre, class_names=names, layer=layer.name, num_classes=num_classes,
                            background_label=background, nchw=nchw, threshold=threshold, notes=notes)
     return setup, ""

@@ -8,6 +8,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from caffe2tf.errors import ExportError
+from caffe2tf.model_dir.record import ConversionRecord
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".tif", ".tiff", ".webp")
 
@@ -28,11 +29,10 @@ def image_to_input(image: np.ndarray, shape: Sequence[int | None], nchw: bool, p
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if nchw else x, dtype=np.float32)
 
 
-def feeds_from_images(images: Iterable[np.ndarray], inputs: dict, record: dict, seed: int) -> Iterator[dict]:
-    from caffe2tf.segmentation.setup import preprocessing_from_record
-
-    nchw = record.get("input_layout") == "nchw"
-    pre = preprocessing_from_record(record)
+def feeds_from_images(images: Iterable[np.ndarray], inputs: dict, record: ConversionRecord,
+                      seed: int) -> Iterator[dict]:
+    nchw = record.input_nchw
+    pre = record.photo_preprocessing()
     rng = np.random.default_rng(seed)
     for image in images:
         feeds = {}

@@ -136,8 +136,7 @@ def relative_error(ref: np.ndarray, got: np.ndarray) -> tuple[float, float]:
 
 def _record_export(model_dir: Path, key: str, entry: dict) -> None:
     """Set ``conversion.json``'s ``exports.tflite[key] = entry``, atomically."""
-    update_record(model_dir, lambda record: record.setdefault("exports", {}).setdefault("tflite", {})
-                  .__setitem__(key, entry))
+    update_record(model_dir, lambda record: record.exports.setdefault("tflite", {}).__setitem__(key, entry))
 
 
 # -- the export ------------------------------------------------------------------------------------
@@ -168,7 +167,7 @@ def export_tflite(model_dir: str | os.PathLike, *, quantize: str = "none",
                           "without it", file=str(p))
     record = served.record
     sig = served.default
-    nchw = record.get("input_layout") == "nchw"
+    nchw = record.input_nchw
     out_path = Path(output) if output else p / "model.tflite"
     if out_path.suffix != ".tflite":
         raise ExportError("the output file name must end in .tflite", file=str(out_path))

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import re
 
+from caffe2tf.model_dir.record import ConversionRecord
 
-def _keras_to_caffe(record: dict) -> dict[str, tuple[str, str]]:
+
+def _keras_to_caffe(record: ConversionRecord) -> dict[str, tuple[str, str]]:
     """Keras layer name -> (Caffe layer name, Caffe type) from conversion.json."""
     out: dict[str, tuple[str, str]] = {}
-    for layer in record.get("layers", []) or []:
-        for k in layer.get("keras_layers", []) or []:
-            out.setdefault(k, (layer.get("name", "?"), layer.get("type", "?")))
+    for layer in record.layers:
+        for k in layer.keras_layers:
+            out.setdefault(k, (layer.name, layer.type))
     return out
 
 
@@ -26,7 +28,7 @@ def _layer_of(path: str, known: dict[str, tuple[str, str]]) -> str | None:
     return parts[1] if len(parts) > 2 else None
 
 
-def describe_unsupported(exc: Exception, record: dict, select_tf_ops: bool) -> str | None:
+def describe_unsupported(exc: Exception, record: ConversionRecord, select_tf_ops: bool) -> str | None:
     """A one-line account of the ops the converter refused, per layer; None if not that kind."""
     errors = getattr(exc, "errors", None) or []
     known = _keras_to_caffe(record)

@@ -11,7 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from caffe2tf.model_dir.record import ModelDirError, read_record
+from caffe2tf.model_dir.preprocessing import Preprocessing
+from caffe2tf.model_dir.record import ConversionRecord, ModelDirError, TensorRecord, read_record
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ class ConvertedModel:
     """
 
     path: Path
-    record: dict
+    record: ConversionRecord
     model: Any  # keras.Model
 
     @classmethod
@@ -44,24 +45,24 @@ class ConvertedModel:
 
     @property
     def input_layout(self) -> str:
-        return self.record.get("input_layout", "nhwc")
+        return self.record.input_layout
 
     @property
-    def inputs(self) -> list[dict]:
-        return self.record["inputs"]
+    def inputs(self) -> list[TensorRecord]:
+        return self.record.inputs
 
     @property
-    def outputs(self) -> list[dict]:
-        return self.record["outputs"]
+    def outputs(self) -> list[TensorRecord]:
+        return self.record.outputs
 
     @property
     def input_shape(self) -> list[int]:
         """The first input's shape in the model's layout (e.g. [1, 473, 473, 3])."""
-        return list(self.inputs[0]["keras_shape"])
+        return list(self.inputs[0].keras_shape)
 
     @property
-    def preprocessing(self) -> dict | None:
-        return self.record.get("preprocessing")
+    def preprocessing(self) -> Preprocessing | None:
+        return self.record.preprocessing
 
     def predict(self, *arrays: np.ndarray) -> dict[str, np.ndarray]:
         """Run the model; returns {output blob name: array in the model's layout}."""
@@ -71,11 +72,11 @@ class ConvertedModel:
             by_key = {k: np.asarray(v) for k, v in result.items()}
             out = {}
             for o in self.outputs:
-                for key in (o.get("keras_name"), o["value"], o["blob"]):
+                for key in (o.keras_name, o.value, o.blob):
                     if key in by_key:
-                        out[o["blob"]] = by_key[key]
+                        out[o.blob] = by_key[key]
                         break
             return out or by_key
         if not isinstance(result, (list, tuple)):
             result = [result]
-        return {o["blob"]: np.asarray(r) for o, r in zip(self.outputs, result)}
+        return {o.blob: np.asarray(r) for o, r in zip(self.outputs, result)}

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from caffe2tf.model_dir.record import ModelDirError, read_record
+from caffe2tf.model_dir.record import ConversionRecord, ModelDirError, read_record
 from caffe2tf.errors import Caffe2TFError
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ class ServedModel:
 
     name: str
     path: Path
-    record: dict
+    record: ConversionRecord
     signatures: dict[str, Signature]
     backend: str  # "saved_model" or "keras"
     signature_defs: dict = field(default_factory=dict)  # TF Serving metadata: all signature defs
@@ -136,7 +136,7 @@ class ServedModel:
         return cls._load_keras(p, name, record)
 
     @classmethod
-    def _load_saved_model(cls, p: Path, saved: Path, name: str, record: dict) -> "ServedModel":
+    def _load_saved_model(cls, p: Path, saved: Path, name: str, record: ConversionRecord) -> "ServedModel":
         import tensorflow as tf
 
         try:
@@ -169,7 +169,7 @@ class ServedModel:
                    signature_defs=defs, _keep=loaded)
 
     @classmethod
-    def _load_keras(cls, p: Path, name: str, record: dict) -> "ServedModel":
+    def _load_keras(cls, p: Path, name: str, record: ConversionRecord) -> "ServedModel":
         from caffe2tf.model_dir.converted import ConvertedModel
 
         converted = ConvertedModel.load(p)
@@ -220,9 +220,9 @@ def check_model_name(name: str) -> str:
     return name
 
 
-def default_model_name(path: Path, record: dict) -> str:
+def default_model_name(path: Path, record: ConversionRecord) -> str:
     """The Caffe net's name from conversion.json, else the directory's name, made URL-safe."""
-    for candidate in (record.get("name"), path.resolve().name):
+    for candidate in (record.name, path.resolve().name):
         cleaned = re.sub(r"[^A-Za-z0-9_.\-]+", "_", str(candidate or "")).strip("_.")
         if cleaned:
             return cleaned

@@ -5,60 +5,26 @@ PSPNet (Caffe) feeds BGR images minus the ImageNet mean, unscaled:
 103.939), i.e. mean BGR = (103.939, 116.779, 123.68), and scale 1. The Keras
 model converted by caffe2tf is NHWC but keeps Caffe's channel order, so the same
 BGR preprocessing applies.
+
+:class:`Preprocessing` and :data:`PSPNET_PREPROCESSING` live in
+:mod:`caffe2tf.model_dir.preprocessing` (the one the conversion record keeps); they are
+re-exported here.
 """
 from __future__ import annotations
 
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
+
+from caffe2tf.model_dir.preprocessing import PSPNET_PREPROCESSING, Preprocessing
 
 __all__ = ["Preprocessing", "PSPNET_PREPROCESSING", "resize_image", "resize_scores",
            "scaled_size", "to_net_input"]
 
 _MAX_THREADS = 8
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """How an RGB uint8 image becomes network input.
-
-    ``mean_rgb`` is given in RGB order; with ``bgr=True`` the channels are swapped
-    to BGR first and the mean is subtracted in BGR order, as Caffe sees it.
-    ``scale`` multiplies after the mean subtraction.
-    """
-
-    mean_rgb: tuple[float, float, float] = (123.68, 116.779, 103.939)
-    scale: float = 1.0
-    bgr: bool = True
-
-    @property
-    def mean_input_order(self) -> np.ndarray:
-        """The mean in the network's channel order (BGR when ``bgr``)."""
-        mean = np.asarray(self.mean_rgb, dtype=np.float32)
-        return mean[::-1].copy() if self.bgr else mean
-
-    def to_net_input(self, image_rgb: np.ndarray) -> np.ndarray:
-        """``uint8/float [H, W, 3]`` RGB -> ``float32 [H, W, 3]`` network input.
-
-        Works on a batch ``[N, H, W, 3]`` too. Mean-coloured pixels map to 0, which
-        is why padding with the mean equals zero padding after preprocessing.
-        """
-        image = np.asarray(image_rgb)
-        if image.shape[-1] != 3:
-            raise ValueError(f"expected an RGB image [..., 3], received shape {image.shape}")
-        x = image.astype(np.float32)
-        if self.bgr:
-            x = x[..., ::-1]
-        x = (x - self.mean_input_order) * np.float32(self.scale)
-        return np.ascontiguousarray(x, dtype=np.float32)
-
-
-#: PSPNet's published preprocessing (BGR, ImageNet mean, no scaling).
-PSPNET_PREPROCESSING = Preprocessing()
 
 
 def to_net_input(image_rgb: np.ndarray,

@@ -13,13 +13,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from caffe2tf.model_dir.record import ConversionRecord
 from caffe2tf.model_dir.served import ServedModel, Signature
 from caffe2tf.segmentation.classes import make_palette
-from caffe2tf.segmentation.preprocess import PSPNET_PREPROCESSING, Preprocessing
+from caffe2tf.model_dir.preprocessing import Preprocessing
 from caffe2tf.segmentation.protocol import PSPNET_ADE20K_SINGLE_SCALE
 
-__all__ = ["SegmentationSetup", "default_protocol", "preprocessing_from_record", "record_layouts",
-           "segmentation_setup"]
+__all__ = ["SegmentationSetup", "default_protocol", "record_layouts", "segmentation_setup"]
 
 
 @dataclass
@@ -79,24 +79,6 @@ class SegmentationSetup:
                                   "bgr": self.preprocessing.bgr}}
 
 
-def preprocessing_from_record(record: dict) -> Preprocessing:
-    """The :class:`Preprocessing` that ``conversion.json`` records.
-
-    The record keeps the mean in the net's channel order (BGR for ``bgr``); a record
-    without a mean means PSPNet's ImageNet mean (what Caffe segmentation nets expect).
-    """
-    pre = record.get("preprocessing") or {}
-    bgr = bool(pre.get("bgr", True))
-    scale = float(pre.get("scale", 1.0) or 1.0)
-    mean = pre.get("mean")
-    if mean is None:
-        return Preprocessing(mean_rgb=PSPNET_PREPROCESSING.mean_rgb, scale=scale, bgr=bgr)
-    if len(mean) != 3:
-        raise ValueError(f"the recorded mean has {len(mean)} values; a photo has 3 channels")
-    mean_rgb = tuple(float(m) for m in (mean[::-1] if bgr else mean))
-    return Preprocessing(mean_rgb=mean_rgb, scale=scale, bgr=bgr)
-
-
 def default_protocol(crop_size: tuple[int, int]) -> dict:
     """PSPNet's single-scale ADE20K protocol for a 473x473 crop; otherwise one scale with
     the long side equal to the crop, no flip, raw scores (``segment_image``'s defaults)."""
@@ -105,12 +87,12 @@ def default_protocol(crop_size: tuple[int, int]) -> dict:
     return {"base_size": max(crop_size), "scales": (1.0,), "flip": False}
 
 
-def record_layouts(record: dict) -> tuple[bool, bool]:
+def record_layouts(record: ConversionRecord) -> tuple[bool, bool]:
     """(input is NCHW, rank-4 outputs are NCHW) as ``conversion.json`` records them:
     ``input_layout`` is what ``convert --input-layout`` chose; rank-4 outputs are always
     NHWC inside a converted model (``tensor_layout``), so only an explicit
     ``output_layout: "nchw"`` makes them NCHW. Never guessed from tensor shapes."""
-    return record.get("input_layout") == "nchw", record.get("output_layout") == "nchw"
+    return record.input_nchw, record.output_nchw
 
 
 def segmentation_setup(model: ServedModel, *, class_names: Sequence[str] | None = None,
@@ -143,11 +125,11 @@ def segmentation_setup(model: ServedModel, *, class_names: Sequence[str] | None 
     if out_name is None:
         return None, f"no output has the input's size {h}x{w} (class scores per pixel)"
     try:
-        pre = preprocessing_from_record(model.record)
+        pre = model.record.photo_preprocessing()
     except ValueError as exc:
         return None, str(exc)
-    if class_names is None and model.record.get("class_names"):
-        class_names = list(model.record["class_names"])  # recorded by `convert --classes`
+    if class_names is None and model.record.class_names:
+        class_names = list(model.record.class_names)  # recorded by `convert --classes`
     if class_names is None:
         if num_classes == 150:
             from caffe2tf.segmentation.classes import ade20k_class_names
