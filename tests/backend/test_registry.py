@@ -38,7 +38,7 @@ def test_duplicate_refused_unless_override():
     translator("ReLU", override=True)(mine)
     assert registry.get_translator("ReLU") is mine
     registry.unregister("ReLU")
-    assert registry.get_translator("ReLU").__module__ == "caffe2tf.backend.activations"
+    assert registry.get_translator("ReLU").__module__ == "caffe2tf.backend.translators.activations"
 
     translator("Brand_New")(mine)
     with pytest.raises(RegistrationError):

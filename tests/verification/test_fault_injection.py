@@ -17,7 +17,7 @@ import pytest
 from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.errors import Caffe2TFError
 from caffe2tf.backend import registry
-from caffe2tf.backend.normalization import affine, batchnorm_statistics
+from caffe2tf.backend.translators.normalization import affine, batchnorm_statistics
 from caffe2tf.verification.diff import DiffReport, compare_activations, diff_net
 
 SHARED_REFERENCE = Path(__file__).resolve().parents[2].parent / "shared" / "caffe_reference"

@@ -12,8 +12,8 @@ weights in ``node.weights``), the Keras tensors of its bottoms (Keras layout, se
 returns one Keras tensor per top. Every Keras layer it creates must be named with
 ``ctx.layer_name(node, suffix)``.
 
-Built-in translators live one family per module, loaded from the explicit list
-:data:`BUILTIN_MODULES`. Users add their own with :func:`load_plugin` (a Python
+Built-in translators live one family per module in :mod:`caffe2tf.backend.translators`,
+loaded from the explicit list :data:`BUILTIN_MODULES`. Users add their own with :func:`load_plugin` (a Python
 file they name on the command line) or by calling :func:`translator` directly;
 those are kept apart from the built-ins and may replace one only with
 ``override=True``.
@@ -37,18 +37,18 @@ Translator = Callable[..., list]  # (Node, list[KerasTensor], TranslationContext
 
 #: Modules holding the built-in translators, imported once, in this order.
 BUILTIN_MODULES: tuple[str, ...] = (
-    "caffe2tf.backend.io",
-    "caffe2tf.backend.conv",
-    "caffe2tf.backend.inner_product",
-    "caffe2tf.backend.pooling",
-    "caffe2tf.backend.activations",
-    "caffe2tf.backend.normalization",
-    "caffe2tf.backend.shape_ops",
-    "caffe2tf.backend.eltwise",
-    "caffe2tf.backend.interp",
-    "caffe2tf.backend.reductions",
-    "caffe2tf.backend.ssd",
-    "caffe2tf.backend.upsample",
+    "caffe2tf.backend.translators.io",
+    "caffe2tf.backend.translators.conv",
+    "caffe2tf.backend.translators.inner_product",
+    "caffe2tf.backend.translators.pooling",
+    "caffe2tf.backend.translators.activations",
+    "caffe2tf.backend.translators.normalization",
+    "caffe2tf.backend.translators.shape_ops",
+    "caffe2tf.backend.translators.eltwise",
+    "caffe2tf.backend.translators.interp",
+    "caffe2tf.backend.translators.reductions",
+    "caffe2tf.backend.translators.ssd",
+    "caffe2tf.backend.translators.upsample",
 )
 
 #: Every translator: the built-ins (defined in :data:`BUILTIN_MODULES`) apart from user ones.

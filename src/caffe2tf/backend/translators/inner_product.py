@@ -10,7 +10,7 @@ from caffe2tf.backend import layout
 from caffe2tf.backend.context import weights_of
 from caffe2tf.backend.layers import CaffeReshape
 from caffe2tf.backend.registry import translator
-from caffe2tf.backend.shape_ops import layouts_agree, reshape_as_caffe
+from caffe2tf.backend.translators.shape_ops import layouts_agree, reshape_as_caffe
 
 
 @translator("InnerProduct")

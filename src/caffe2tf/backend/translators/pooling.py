@@ -7,7 +7,7 @@ from caffe2tf.caffe_proto import caffe_pb2
 from caffe2tf.frontend.shapes import pool_geometry
 from caffe2tf.errors import ConversionError
 from caffe2tf.backend import caffe_math
-from caffe2tf.backend.conv import same_padding_matches
+from caffe2tf.backend.translators.conv import same_padding_matches
 from caffe2tf.backend.layers import CaffePooling2D
 from caffe2tf.backend.layers.unpooling import CaffeMaxPoolWithMask
 from caffe2tf.backend.registry import translator

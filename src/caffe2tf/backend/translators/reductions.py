@@ -6,7 +6,7 @@ from caffe2tf.frontend.shapes import canonical_axis
 from caffe2tf.backend import layout
 from caffe2tf.backend.layers import CaffeArgMax, CaffeReduction
 from caffe2tf.backend.registry import translator
-from caffe2tf.backend.shape_ops import layouts_agree
+from caffe2tf.backend.translators.shape_ops import layouts_agree
 
 RP = caffe_pb2.ReductionParameter
 _OPS = {RP.SUM: "sum", RP.ASUM: "asum", RP.SUMSQ: "sumsq", RP.MEAN: "mean"}
