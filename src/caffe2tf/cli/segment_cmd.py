@@ -1,7 +1,6 @@
 """`caffe2tf segment`: label map, colour overlay and legend for each photo."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -26,48 +25,31 @@ def _expand(paths: tuple[str, ...]) -> list[Path]:
     return out
 
 
-def _read(path: Path):  # noqa: ANN202 - RGB uint8 array
-    from caffe2tf.segmentation.evaluate import read_rgb
+def _pipeline(seg, out: Path, alpha: float):  # noqa: ANN001, ANN202 - LoadedSegmenter
+    """(protocol, logits_fn, writer) of ``caffe2tf.segmentation.stream`` for a loaded model."""
+    from caffe2tf.segmentation.classes import make_palette
+    from caffe2tf.segmentation.protocol import SegmentationProtocol
+    from caffe2tf.segmentation.stream import SegmentWriter
 
-    try:
-        return read_rgb(path)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad input file
-        raise Caffe2TFError(f"not a readable image ({type(exc).__name__})", file=str(path)) from None
-
-
-def _write_result(seg, image, path: Path, out: Path, palette, alpha: float) -> str:  # noqa: ANN001
-    """Segment one photo, write its label PNG, overlay and legend; the summary line."""
-    from caffe2tf.segmentation import visualize
-    from caffe2tf.segmentation.protocol import segment_image
-
-    labels = seg.to_output_classes(segment_image(image, seg.logits_fn(), **protocol_kwargs(seg)).labels)
-    stem = out / path.stem
-    visualize.write_label_png(labels, f"{stem}_labels.png")
-    visualize.write_overlay_png(image, labels, f"{stem}_overlay.png", palette, alpha=alpha, ignore_index=None)
-    entries = visualize.legend(labels, seg.class_names, palette, ignore_index=None)
-    visualize.write_legend_png(entries, f"{stem}_legend.png")
-    Path(f"{stem}_legend.json").write_text(json.dumps(
-        [{"index": e.index, "name": e.name, "color": "#%02x%02x%02x" % e.colour, "share": round(e.share, 6)}
-         for e in entries], indent=1))
-    top = ", ".join(f"{e.name} {100 * e.share:.1f}%" for e in entries[:4])
-    return f"{path.name}: {top}"
+    writer = SegmentWriter(out, seg.class_names, make_palette(seg.num_output_classes), alpha=alpha,
+                           to_output_classes=seg.to_output_classes)
+    return SegmentationProtocol(**protocol_kwargs(seg)), seg.logits_fn(), writer
 
 
 def _decode(row: dict) -> dict:
     """Ray decode stage."""
-    return {"index": row["index"], "path": row["path"], "image": _read(Path(row["path"]))}
+    from caffe2tf.segmentation.stream import read_image
+
+    return {"index": row["index"], "path": row["path"], "image": read_image(Path(row["path"]))}
 
 
 def _segment_worker(model_dir: str, seg_opts: dict, out_dir: str, alpha: float):  # noqa: ANN202
     """Ray actor set-up: load the model once; return a batch -> summary-lines function."""
-    from caffe2tf.segmentation.classes import make_palette
-
-    seg = load_segmenter(model_dir, **seg_opts)
-    palette = make_palette(seg.num_output_classes)
+    protocol, logits_fn, writer = _pipeline(load_segmenter(model_dir, **seg_opts), Path(out_dir), alpha)
 
     def run(rows: list[dict]) -> list[dict]:
         return [{"index": int(r["index"]),
-                 "line": _write_result(seg, r["image"], Path(str(r["path"])), Path(out_dir), palette, alpha)}
+                 "line": writer(Path(str(r["path"])), r["image"], protocol.segment(r["image"], logits_fn).labels)}
                 for r in rows]
     return run
 
@@ -94,19 +76,17 @@ def segment(model_dir: str, images: tuple[str, ...], out_dir: str, mean, scale, 
 
     With --engine ray a Ray Data actor pool reads and segments the photos (the
     model loaded once per actor; OUT must be reachable from every Ray node) and
-    writes the same files.
+    writes the same files. Locally the next photo is decoded, and the previous one
+    written, while the model runs.
     """
     import time
 
     from tqdm import tqdm
 
-    from caffe2tf.segmentation.classes import make_palette
-
     files = _expand(images)
     seg_opts = dict(mean=mean, scale=scale, bgr=bgr, base_size=base_size, scales=scales, flip=flip, classes=classes)
     pool = ray_kwargs(ray_actors, ray_cpus_per_actor, ray_gpus_per_actor, ray_batch)
     seg = load_segmenter(model_dir, **seg_opts)
-    palette = make_palette(seg.num_output_classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(files), desc="segment", unit="img", disable=len(files) < 2)
@@ -122,10 +102,10 @@ def segment(model_dir: str, images: tuple[str, ...], out_dir: str, mean, scale, 
                             on_row=lambda _: bar.update(1), **pool)
         lines = [r["line"] for r in sorted(rows, key=lambda r: int(r["index"]))]
     else:
-        lines = []
-        for path in files:
-            lines.append(_write_result(seg, _read(path), path, out, palette, alpha))
-            bar.update(1)
+        from caffe2tf.segmentation.stream import segment_files
+
+        protocol, logits_fn, writer = _pipeline(seg, out, alpha)
+        lines = segment_files(files, protocol, logits_fn, writer, on_done=lambda *_: bar.update(1))
     seconds = time.perf_counter() - began
     bar.close()
     for line in lines:
