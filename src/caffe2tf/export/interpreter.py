@@ -17,10 +17,13 @@ def _interpreter(model_content: bytes, threads: int | None = None):  # noqa: ANN
     threads = threads or os.cpu_count() or 1
     try:
         from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found]
+        runtime = "LiteRT (ai_edge_litert, XNNPACK)"
     except ImportError:
         import tensorflow as tf
 
         Interpreter = tf.lite.Interpreter  # noqa: N806
+        runtime = "tf.lite.Interpreter (deprecated; install ai-edge-litert for LiteRT)"
+    log.info("TFLite runtime: %s, %d thread(s)", runtime, threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # TF's "tf.lite.Interpreter is deprecated" notice
         interp = Interpreter(model_content=model_content, num_threads=threads)
