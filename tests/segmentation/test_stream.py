@@ -18,7 +18,6 @@ from caffe2tf.segmentation.stream import OUTPUT_SUFFIXES, SegmentWriter, read_im
 from caffe2tf.segmentation.visualize import read_label_png
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "examples" / "mini_pspnet"
 C = 4
 W_COLOUR = np.random.default_rng(7).normal(size=(3, C)).astype(np.float32) / 40
 KWARGS = dict(crop_size=(24, 30), base_size=40, scales=(0.75, 1.0), flip=True, softmax=True,
@@ -148,12 +147,13 @@ def test_failed_write_leaves_no_files_of_that_photo(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def mini_model_dir(tmp_path_factory) -> Path:
-    from caffe2tf.pipeline import Preprocessing, convert
+    """The bundled example as the serving tests convert it (once per session, PSPNet's mean)."""
+    import sys
 
-    out = tmp_path_factory.mktemp("mini") / "model"
-    convert(EXAMPLE / "deploy.prototxt", EXAMPLE / "weights.caffemodel", out,
-            preprocessing=Preprocessing(mean=(103.939, 116.779, 123.68), bgr=True))
-    return out
+    sys.path.insert(0, str(ROOT / "tests" / "serving"))
+    from serving_helpers import converted_example
+
+    return converted_example(tmp_path_factory.getbasetemp())
 
 
 def test_cli_corrupt_photo_in_the_middle(mini_model_dir, tmp_path):
