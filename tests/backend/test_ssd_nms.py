@@ -1,7 +1,9 @@
 """DetectionOutput's two NMS forms give the same kept set: the pairwise fixed point (used
 when eta == 1) against the candidate-by-candidate loop (Caffe's ApplyNMSFast order), on
 dense clusters of overlapping boxes where suppression chains are long, with invalid and
-zero-size boxes mixed in. Exact equality: both compare the same float32 overlaps."""
+zero-size boxes mixed in. Exact equality, on any CPU: the output is booleans, and both forms
+compare overlaps from the same ``_overlap`` (elementwise min / max / sub / mul / div, each an
+IEEE-exact op with no reduction, so no kernel choice or summation order can change a value)."""
 from __future__ import annotations
 
 import numpy as np

@@ -249,6 +249,17 @@ class CaffeDetectionOutput(keras.layers.Layer):
         w, h = b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]
         return tf.where((b[..., 2] < b[..., 0]) | (b[..., 3] < b[..., 1]), tf.zeros_like(w), w * h)
 
+    @staticmethod
+    def _overlap(a, b, size_a, size_b):
+        """JaccardOverlap of boxes ``a`` and ``b`` (broadcast): 0 without intersection, else
+        intersection / (size_a + size_b - intersection)."""
+        import tensorflow as tf
+
+        iw = tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0])
+        ih = tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1])
+        inter = iw * ih
+        return tf.where((iw > 0) & (ih > 0), inter / (size_a + size_b - inter), tf.zeros_like(inter))
+
     #: above this many (image, class, candidate, candidate) pairs the pairwise form's matrix is
     #: too big to hold (bools: 32 MiB), and the candidate-by-candidate loop runs instead
     PAIRWISE_LIMIT = 1 << 25
@@ -271,12 +282,8 @@ class CaffeDetectionOutput(keras.layers.Layer):
         sizes = self._size(cand)                                            # [n, C', k]
         ranks = tf.range(k)
         valid = ranks[None, None, :] < n_valid[..., None]
-        a, b = cand[:, :, :, None, :], cand[:, :, None, :, :]               # i (earlier), j
-        iw = tf.minimum(a[..., 2], b[..., 2]) - tf.maximum(a[..., 0], b[..., 0])
-        ih = tf.minimum(a[..., 3], b[..., 3]) - tf.maximum(a[..., 1], b[..., 1])
-        inter = iw * ih
-        overlap = tf.where((iw > 0) & (ih > 0), inter / (sizes[..., :, None] + sizes[..., None, :] - inter),
-                           tf.zeros_like(inter))                            # [n, C', i, j]
+        overlap = self._overlap(cand[:, :, :, None, :], cand[:, :, None, :, :],   # [n, C', i (earlier), j]
+                                sizes[..., :, None], sizes[..., None, :])
         earlier = ranks[:, None] < ranks[None, :]
         suppresses = tf.logical_not(overlap <= np.float32(self.nms_threshold)) & earlier  # NaN suppresses too
 
@@ -299,12 +306,7 @@ class CaffeDetectionOutput(keras.layers.Layer):
         eta = np.float32(self.eta)
 
         def body(j, kept, adapt):
-            b = cand[:, :, j, :][:, :, None, :]                             # [n, C', 1, 4]
-            iw = tf.minimum(b[..., 2], cand[..., 2]) - tf.maximum(b[..., 0], cand[..., 0])
-            ih = tf.minimum(b[..., 3], cand[..., 3]) - tf.maximum(b[..., 1], cand[..., 1])
-            inter = iw * ih
-            overlap = tf.where((iw > 0) & (ih > 0), inter / (sizes[:, :, j:j + 1] + sizes - inter),
-                               tf.zeros_like(inter))
+            overlap = self._overlap(cand[:, :, j, :][:, :, None, :], cand, sizes[:, :, j:j + 1], sizes)
             suppressed = tf.reduce_any(kept & tf.logical_not(overlap <= adapt[..., None]), axis=-1)
             keep = valid[:, :, j] & tf.logical_not(suppressed)
             kept = kept | ((ranks == j)[None, None, :] & keep[..., None])
